@@ -1,0 +1,34 @@
+# The README's commands. Each creates the virtualenv and installs what it needs.
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+# Pinned for dev and CI: on the project machines this resolves to a local CPU wheel.
+TORCH ?= torch==2.13.0
+
+.PHONY: quickstart test lint typecheck unit install clean
+
+$(BIN)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet "$(TORCH)"
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@
+
+install: $(BIN)/.installed
+
+quickstart: $(BIN)/.installed
+	$(BIN)/attnmt quickstart
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check attnmt tests
+	$(BIN)/ruff format --check attnmt tests
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy attnmt
+
+unit: $(BIN)/.installed
+	$(BIN)/pytest -q
+
+test: lint typecheck unit
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

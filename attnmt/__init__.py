@@ -1,0 +1,7 @@
+"""attnmt: sequence-to-sequence models with every classic attention variant."""
+
+from attnmt.config import Config, ConfigError, load_config
+from attnmt.model import Seq2Seq, build_model
+
+__all__ = ["Config", "ConfigError", "Seq2Seq", "build_model", "load_config"]
+__version__ = "0.1.0"

@@ -1,0 +1,1 @@
+"""Subcommands of the `attnmt` CLI, one module each (see attnmt.cli.COMMANDS)."""

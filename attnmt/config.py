@@ -1,0 +1,396 @@
+"""Typed configuration: the one home of every default.
+
+A run is described by :class:`Config`. YAML files and ``--set key=value`` hold
+only overrides; anything they name that is not a field here, or that has the
+wrong type, is rejected by :func:`load_config` with a :class:`ConfigError` that
+names the key, the file and the allowed values.
+"""
+
+from __future__ import annotations
+
+import typing
+from collections.abc import Iterable, Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from attnmt.errors import UserError
+
+RNNKind = Literal["rnn", "gru", "lstm"]
+BridgeKind = Literal["zero", "last", "bridge"]
+DecoderKind = Literal["none", "bahdanau", "luong"]
+ScoreKind = Literal["dot", "scaled_dot", "general", "concat", "location", "multihead"]
+WindowKind = Literal["global", "local-m", "local-p"]
+
+
+class ConfigError(UserError, ValueError):
+    """A user mistake in a config file or override; the message is one line."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class AttentionConfig(_Section):
+    score: ScoreKind = "concat"
+    """How a query is compared with each encoder state (see attnmt.attention.SCORES)."""
+    window: WindowKind = "global"
+    """Which source positions may be attended: all, or Luong's local-m / local-p window."""
+    window_half_width: int = Field(4, ge=1)
+    """D in Luong et al. 2015 (3.2): a local window covers [p_t - D, p_t + D]."""
+    attn_dim: int | None = Field(None, ge=1)
+    """Inner size A of concat and multihead scores; None means model.hidden_dim."""
+    heads: int = Field(4, ge=1)
+    """Number of heads of the multihead score; attn_dim must divide by it."""
+    max_src_len: int = Field(128, ge=1)
+    """Longest source the location score can address (it has one weight row per position)."""
+
+
+class ModelConfig(_Section):
+    rnn: RNNKind = "gru"
+    """Recurrent cell of encoder and decoder."""
+    layers: int = Field(1, ge=1)
+    """Encoder layers (and decoder layers unless decoder_layers is set)."""
+    decoder_layers: int | None = Field(None, ge=1)
+    """Decoder layers; None means the same as layers. The bridge handles a mismatch."""
+    bidirectional: bool = True
+    """Run the encoder in both directions; each direction gets hidden_dim / 2 units."""
+    reverse_source: bool = False
+    """Sutskever et al. 2014: feed each source sentence to the encoder backwards."""
+    bridge: BridgeKind = "bridge"
+    """Decoder's initial state: zero, last (copy the encoder's final state) or bridge
+    (tanh(W h_final + b))."""
+    decoder: DecoderKind = "bahdanau"
+    """none (Sutskever/Cho, no attention), bahdanau (query s_{i-1}) or luong (query h_t)."""
+    attention: AttentionConfig = Field(default_factory=AttentionConfig)
+    """Attention score and window; ignored by decoder none."""
+    input_feeding: bool = True
+    """Luong decoder: feed the previous attentional vector h~_{t-1} to the RNN. Off enables
+    the fast path that runs the decoder RNN over the whole target in one call."""
+    feed_context: bool = False
+    """Decoder none: feed the encoder summary at every step and to the output layer (Cho et
+    al. 2014) instead of only using it as the initial state."""
+    embed_dim: int = Field(256, ge=1)
+    """Size E of source and target embeddings."""
+    hidden_dim: int = Field(512, ge=2)
+    """Size H of the decoder state; the encoder output has the same size (split across
+    directions when bidirectional)."""
+    dropout: float = Field(0.3, ge=0.0, lt=1.0)
+    """Dropout on embeddings, between RNN layers and before the output layer."""
+    tie_embeddings: bool = False
+    """Share the target embedding matrix with the output layer (needs embed_dim equal to
+    the decoder's output size, hidden_dim)."""
+
+    @model_validator(mode="after")
+    def _check_combination(self) -> ModelConfig:
+        if self.bidirectional and self.hidden_dim % 2:
+            raise ValueError("model.hidden_dim must be even when model.bidirectional is true")
+        if self.decoder == "none" and self.bridge == "zero" and not self.feed_context:
+            raise ValueError(
+                "model.decoder 'none' with model.bridge 'zero' never sees the source; "
+                "use bridge 'last' or 'bridge', or set model.feed_context"
+            )
+        attn = self.attention
+        if attn.score == "multihead" and (attn.attn_dim or self.hidden_dim) % attn.heads:
+            raise ValueError("model.attention.attn_dim must divide by model.attention.heads")
+        if self.tie_embeddings and self.embed_dim != self.hidden_dim:
+            raise ValueError(
+                "model.tie_embeddings needs model.embed_dim == model.hidden_dim "
+                f"(got {self.embed_dim} and {self.hidden_dim})"
+            )
+        return self
+
+
+class SplitPaths(_Section):
+    src: str | None = None
+    """Source-side text file, one sentence per line (.gz read directly)."""
+    tgt: str | None = None
+    """Target-side text file, line-aligned with src."""
+    tsv: str | None = None
+    """Alternative to src/tgt: one file of `source<TAB>target` lines."""
+
+    @model_validator(mode="after")
+    def _one_form(self) -> SplitPaths:
+        pair = self.src is not None or self.tgt is not None
+        if pair and self.tsv is not None:
+            raise ValueError("give either src and tgt, or tsv, not both")
+        if pair and (self.src is None or self.tgt is None):
+            raise ValueError("src and tgt must be given together")
+        return self
+
+    @property
+    def given(self) -> bool:
+        return self.tsv is not None or self.src is not None
+
+
+class DataConfig(_Section):
+    train: SplitPaths = Field(default_factory=SplitPaths)
+    """Training corpus."""
+    dev: SplitPaths = Field(default_factory=SplitPaths)
+    """Development corpus: validation loss, BLEU and chrF, early stopping."""
+    test: SplitPaths = Field(default_factory=SplitPaths)
+    """Optional test corpus, used by `attnmt evaluate` and `attnmt compare` when given."""
+    tokenizer: Literal["sentencepiece", "word", "char"] = "sentencepiece"
+    """Subword sentencepiece, whitespace words, or characters."""
+    spm_type: Literal["bpe", "unigram"] = "bpe"
+    """Sentencepiece model type."""
+    joint_vocab: bool = True
+    """One vocabulary (and tokenizer) shared by both sides, or one per side."""
+    vocab_size: int = Field(8000, ge=8)
+    """Target vocabulary size (for word/char: the cap, most frequent kept)."""
+    max_len: int = Field(100, ge=1)
+    """Training pairs with more tokens than this on either side are dropped (and counted)."""
+    drop_empty: bool = True
+    """Drop training pairs with an empty side (and count them); False makes them an error."""
+
+
+class TrainConfig(_Section):
+    max_steps: int = Field(100_000, ge=1)
+    """Stop after this many optimizer steps."""
+    max_minutes: float | None = Field(None, gt=0)
+    """Stop after this much wall-clock training time; None means no limit."""
+    batch_tokens: int = Field(4096, ge=1)
+    """Token budget of a batch (max of source and target tokens, padding included)."""
+    optimizer: Literal["adam", "adamw"] = "adam"
+    """Adam, or AdamW with decoupled weight decay."""
+    lr: float = Field(1e-3, gt=0)
+    """Peak learning rate."""
+    weight_decay: float = Field(0.0, ge=0)
+    """Weight decay (decoupled for adamw)."""
+    schedule: Literal["constant", "inverse_sqrt", "plateau", "cosine"] = "constant"
+    """Learning-rate schedule after warmup."""
+    warmup_steps: int = Field(0, ge=0)
+    """Linear warmup steps (all schedules)."""
+    clip_norm: float = Field(1.0, ge=0)
+    """Clip the gradient's global norm to this; 0 disables clipping."""
+    label_smoothing: float = Field(0.1, ge=0, lt=1)
+    """Label smoothing of the cross-entropy loss."""
+    teacher_forcing: float = Field(1.0, ge=0, le=1)
+    """Probability of feeding the gold previous token; below 1 is scheduled sampling."""
+    seed: int = 1
+    """Seed of parameters, dropout and batch order."""
+    validate_every: int = Field(1000, ge=1)
+    """Validate (and checkpoint) every this many steps."""
+    patience: int = Field(10, ge=0)
+    """Stop after this many validations without improvement; 0 disables early stopping."""
+    metric: Literal["bleu", "chrf", "loss"] = "bleu"
+    """Dev metric for early stopping and the best checkpoint."""
+    keep_last: int = Field(2, ge=1)
+    """How many recent checkpoints to keep besides the best."""
+    device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
+    """Where to train; auto picks CUDA, then MPS, then CPU."""
+    precision: Literal["auto", "fp32", "bf16"] = "auto"
+    """Autocast precision; auto is bf16 on CUDA and on CPUs with native bf16, else fp32."""
+    threads: int | None = Field(None, ge=1)
+    """CPU threads for torch; None leaves torch's default."""
+    log_every: int = Field(100, ge=1)
+    """Write training metrics every this many steps."""
+    dev_max_sentences: int | None = Field(None, ge=1)
+    """Decode at most this many dev sentences for BLEU during training; None decodes all."""
+
+
+class DecodeConfig(_Section):
+    beam: int = Field(5, ge=1)
+    """Beam size; 1 is greedy search."""
+    n_best: int = Field(1, ge=1)
+    """Hypotheses returned per input (at most beam)."""
+    alpha: float = Field(0.6, ge=0)
+    """GNMT length penalty lp(Y) = ((5 + |Y|) / 6)^alpha; 0 disables it."""
+    beta: float = Field(0.0, ge=0)
+    """GNMT coverage penalty weight; 0 disables it."""
+    min_len: int = Field(1, ge=0)
+    """Shortest output in tokens (EOS is blocked before)."""
+    min_len_ratio: float = Field(0.0, ge=0)
+    """Shortest output as a multiple of the source length."""
+    max_len: int = Field(200, ge=1)
+    """Longest output in tokens."""
+    max_len_ratio: float = Field(2.0, gt=0)
+    """Longest output as a multiple of the source length (plus 5 tokens)."""
+    no_repeat_ngram: int = Field(0, ge=0)
+    """Block any n-gram of this size from repeating; 0 disables it."""
+    batch_tokens: int = Field(8000, ge=1)
+    """Source-token budget of a decoding batch."""
+    sample: bool = False
+    """Sample instead of searching."""
+    temperature: float = Field(1.0, gt=0)
+    """Sampling temperature."""
+    top_k: int = Field(0, ge=0)
+    """Sample from the k most likely tokens; 0 means all."""
+    top_p: float = Field(1.0, gt=0, le=1)
+    """Nucleus sampling: the smallest set with this much probability."""
+
+
+class Config(_Section):
+    run_dir: str = "runs/default"
+    """Directory holding checkpoints, vocabularies, logs and the resolved config."""
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    train: TrainConfig = Field(default_factory=TrainConfig)
+    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+
+    def to_dict(self) -> dict[str, Any]:
+        return self.model_dump(mode="python")
+
+
+# ---------------------------------------------------------------------------
+# Loading, merging, overrides
+
+
+def _describe_allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
+    """The keys allowed at `loc` (the parent of an unknown key)."""
+    current: type[BaseModel] = model
+    for part in loc:
+        field = current.model_fields.get(str(part))
+        if field is None or not (
+            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
+        ):
+            return ""
+        current = field.annotation
+    return ", ".join(current.model_fields)
+
+
+def _format_error(err: ValidationError, source: str) -> str:
+    first = err.errors()[0]
+    loc = tuple(p for p in first["loc"] if not isinstance(p, int))
+    key = ".".join(str(p) for p in loc) or "(top level)"
+    if first["type"] == "extra_forbidden":
+        allowed = _describe_allowed(Config, loc[:-1])
+        return f"{source}: unknown key '{key}'; allowed here: {allowed}"
+    msg = first["msg"].removeprefix("Value error, ")
+    if first["type"] == "value_error":
+        return f"{source}: {msg}"
+    got = first.get("input")
+    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
+    more = len(err.errors()) - 1
+    tail = f" [+{more} more]" if more else ""
+    return f"{source}: {key}: {msg}{got_text}{tail}"
+
+
+def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
+    out = dict(base)
+    for key, value in override.items():
+        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = value
+    return out
+
+
+def parse_override(text: str) -> dict[str, Any]:
+    """``a.b.c=value`` -> ``{"a": {"b": {"c": value}}}``; the value is parsed as YAML."""
+    if "=" not in text:
+        raise ConfigError(f"--set {text!r}: expected key=value, e.g. model.rnn=lstm")
+    key, raw = text.split("=", 1)
+    key = key.strip()
+    if not key or any(not part for part in key.split(".")):
+        raise ConfigError(f"--set {text!r}: empty key")
+    try:
+        value = yaml.safe_load(raw) if raw.strip() else None
+    except yaml.YAMLError:
+        value = raw
+    tree: dict[str, Any] = {}
+    node = tree
+    parts = key.split(".")
+    for part in parts[:-1]:
+        node = node.setdefault(part, {})
+    node[parts[-1]] = value
+    return tree
+
+
+def read_yaml(path: str | Path) -> dict[str, Any]:
+    """Read a YAML mapping, turning every file problem into a one-line ConfigError."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file not found: {path}")
+    if path.is_dir():
+        raise ConfigError(f"config path is a directory, not a YAML file: {path}")
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: not UTF-8 text") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        raise ConfigError(f"{path}: invalid YAML{where}") from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
+    return data
+
+
+def build_config(
+    layers: Iterable[tuple[str, Mapping[str, Any]]], base: Config | None = None
+) -> Config:
+    """Merge (source name, overrides) layers over `base` (defaults if None), validating each."""
+    merged: dict[str, Any] = base.to_dict() if base is not None else {}
+    source = "defaults"
+    for source, override in layers:
+        merged = _deep_merge(merged, override)
+        try:
+            Config.model_validate(merged)
+        except ValidationError as err:
+            # Key and type errors belong to this layer; a cross-field check may still be
+            # satisfied by a later layer, so only the final merge is judged on those.
+            if any(e["type"] != "value_error" for e in err.errors()):
+                raise ConfigError(_format_error(err, source)) from None
+    try:
+        return Config.model_validate(merged)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source)) from None
+
+
+def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
+    """Defaults, then the YAML file at `path`, then each ``key=value`` override."""
+    layers: list[tuple[str, Mapping[str, Any]]] = []
+    if path is not None:
+        layers.append((str(path), read_yaml(path)))
+    layers.extend((f"--set {text}", parse_override(text)) for text in overrides)
+    return build_config(layers)
+
+
+def save_config(config: Config, path: str | Path) -> None:
+    """Write the resolved config (every key, defaults included) as YAML."""
+    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
+
+
+def field_docs(section: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, docstring) for every leaf field: the reference table for docs."""
+    rows: list[tuple[str, Any, str]] = []
+    hints = typing.get_type_hints(section)
+    docs = _attribute_docstrings(section)
+    for name, field in section.model_fields.items():
+        key = f"{prefix}{name}"
+        annotation = hints.get(name)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            rows.extend(field_docs(annotation, key + "."))
+        else:
+            default = field.get_default(call_default_factory=True)
+            rows.append((key, default, docs.get(name, "")))
+    return rows
+
+
+def _attribute_docstrings(cls: type) -> dict[str, str]:
+    """Attribute docstrings (the string literal right after a field) of a class."""
+    import ast
+    import inspect
+    import textwrap
+
+    try:
+        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
+    except (OSError, TypeError):
+        return {}
+    docs: dict[str, str] = {}
+    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
+    for prev, node in zip(body, body[1:], strict=False):
+        if (
+            isinstance(prev, ast.AnnAssign)
+            and isinstance(prev.target, ast.Name)
+            and isinstance(node, ast.Expr)
+            and isinstance(node.value, ast.Constant)
+            and isinstance(node.value.value, str)
+        ):
+            docs[prev.target.id] = " ".join(node.value.value.split())
+    return docs

@@ -1,0 +1,72 @@
+"""Shared fixtures: tiny model configs and the list of every valid variant."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import torch
+
+from attnmt.attention import SCORES, WINDOWS
+from attnmt.config import ModelConfig
+from attnmt.special import BOS_ID, PAD_ID
+
+# (decoder, score, window, input_feeding or feed_context): every valid combination.
+ATTENTION_VARIANTS = [
+    (decoder, score, window, feeding)
+    for decoder in ("bahdanau", "luong")
+    for score in SCORES
+    for window in WINDOWS
+    for feeding in ((True, False) if decoder == "luong" else (True,))
+]
+ALL_VARIANTS = ATTENTION_VARIANTS + [("none", None, None, False), ("none", None, None, True)]
+
+
+def variant_id(variant: tuple[Any, ...]) -> str:
+    decoder, score, window, feeding = variant
+    if decoder == "none":
+        return f"none-{'ctx' if feeding else 'plain'}"
+    tail = "" if decoder == "bahdanau" else ("-feed" if feeding else "-fast")
+    return f"{decoder}-{score}-{window}{tail}"
+
+
+def tiny_config(variant: tuple[Any, ...] = ALL_VARIANTS[0], **overrides: Any) -> ModelConfig:
+    decoder, score, window, feeding = variant
+    fields: dict[str, Any] = dict(
+        embed_dim=6,
+        hidden_dim=8,
+        dropout=0.0,
+        decoder=decoder,
+        bridge="bridge",
+        input_feeding=feeding if decoder == "luong" else True,
+        feed_context=feeding if decoder == "none" else False,
+        attention=dict(
+            score=score or "concat",
+            window=window or "global",
+            window_half_width=1,
+            attn_dim=8,
+            heads=2,
+            max_src_len=12,
+        ),
+    )
+    fields.update(overrides)
+    return ModelConfig.model_validate(fields)
+
+
+def random_batch(
+    generator: torch.Generator, src_lengths: list[int], tgt_lengths: list[int], vocab: int = 11
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Padded src (B, S), lengths (B,), tgt_in (B, T) starting with BOS; pads are PAD_ID."""
+    batch = len(src_lengths)
+    src = torch.full((batch, max(src_lengths)), PAD_ID)
+    tgt = torch.full((batch, max(tgt_lengths)), PAD_ID)
+    for b, (s_len, t_len) in enumerate(zip(src_lengths, tgt_lengths, strict=True)):
+        src[b, :s_len] = torch.randint(4, vocab, (s_len,), generator=generator)
+        tgt[b, :t_len] = torch.randint(4, vocab, (t_len,), generator=generator)
+        tgt[b, 0] = BOS_ID
+    return src, torch.tensor(src_lengths), tgt
+
+
+@pytest.fixture
+def gen() -> torch.Generator:
+    return torch.Generator().manual_seed(0)
