@@ -18,7 +18,6 @@ import io
 import json
 import math
 import os
-import uuid
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -31,6 +30,7 @@ from matplotlib.image import AxesImage
 from matplotlib.lines import Line2D
 
 from attnmt.errors import UserError
+from attnmt.fileio import write_bytes_atomic
 from attnmt.special import SPECIAL_TOKENS
 from attnmt.study import as_matrix
 
@@ -444,26 +444,6 @@ def bleu_by_length_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Fi
 # --------------------------------------------------------------------------- files
 
 
-def write_atomic(path: Path, data: bytes) -> None:
-    """Write `data` to `path` through a temporary file and os.replace.
-
-    A reader never sees a half-written file, and a failed write leaves any old file
-    as it was. Problems with the path become a one-line UserError.
-    """
-    # A name of our own (not mkstemp) so the file gets the usual, umask-based permissions.
-    temp = path.with_name(f".{path.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp")
-    try:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        try:
-            with open(temp, "xb") as handle:
-                handle.write(data)
-            os.replace(temp, path)
-        finally:
-            temp.unlink(missing_ok=True)
-    except OSError as err:
-        raise UserError(f"cannot write {path}: {err.strerror or err}") from err
-
-
 def figure_bytes(fig: Figure, fmt: str = "png", dpi: float = 100) -> bytes:
     """The figure rendered as PNG or SVG bytes, at exactly figsize × dpi pixels."""
     buffer = io.BytesIO()
@@ -483,5 +463,5 @@ def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: float = 100) 
         raise UserError(
             f"cannot save a figure as {path.name!r}: use a file name ending in .png or .svg"
         )
-    write_atomic(path, figure_bytes(fig, fmt, dpi))
+    write_bytes_atomic(path, figure_bytes(fig, fmt, dpi))
     return path

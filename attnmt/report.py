@@ -29,13 +29,13 @@ from typing import Any
 import numpy.typing as npt
 from matplotlib.figure import Figure
 
+from attnmt.fileio import write_bytes_atomic
 from attnmt.plot import (
     WORD_START,
     attention_figure,
     bleu_by_length_figure,
     curves_figure,
     figure_bytes,
-    write_atomic,
 )
 
 MAX_EXAMPLES = 3  # sentences shown per run in the heatmap grid
@@ -365,8 +365,8 @@ def write_report(
         raise ValueError(f"run names must be unique, got {names}")
     date = date or datetime.now().astimezone()
     out_dir = Path(out_dir)
-    write_atomic(out_dir / "results.json", results_json(runs, command, date).encode("utf-8"))
-    write_atomic(out_dir / "results.csv", results_csv(runs).encode("utf-8"))
+    write_bytes_atomic(out_dir / "results.json", results_json(runs, command, date).encode("utf-8"))
+    write_bytes_atomic(out_dir / "results.csv", results_csv(runs).encode("utf-8"))
     report = out_dir / "report.html"
-    write_atomic(report, render_html(runs, command, date, title).encode("utf-8"))
+    write_bytes_atomic(report, render_html(runs, command, date, title).encode("utf-8"))
     return report
