@@ -16,8 +16,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import json
-import os
-import tempfile
+import zipfile
 import zlib
 from array import array
 from bisect import bisect_right
@@ -32,6 +31,7 @@ from torch import Tensor
 
 from attnmt.config import DataConfig, SplitPaths
 from attnmt.errors import UserError
+from attnmt.fileio import atomic_write
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID
 
 if TYPE_CHECKING:
@@ -282,23 +282,19 @@ def _tokenize(
 
 
 def _save_npz(corpus: TokenizedCorpus, path: Path) -> None:
-    """Write the corpus to `path` atomically: a temp file in the same folder, then rename."""
-    stats = corpus.stats
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            np.savez(
-                handle,
-                src_tokens=corpus.src_tokens,
-                src_offsets=corpus.src_offsets,
-                tgt_tokens=corpus.tgt_tokens,
-                tgt_offsets=corpus.tgt_offsets,
-                stats=np.array([stats.pairs, stats.dropped_empty, stats.dropped_long]),
-            )
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    """Write the corpus to `path` atomically (temp file + rename)."""
+    stats = np.array([corpus.stats.pairs, corpus.stats.dropped_empty, corpus.stats.dropped_long])
+    atomic_write(
+        path,
+        lambda handle: np.savez(
+            handle,
+            src_tokens=corpus.src_tokens,
+            src_offsets=corpus.src_offsets,
+            tgt_tokens=corpus.tgt_tokens,
+            tgt_offsets=corpus.tgt_offsets,
+            stats=stats,
+        ),
+    )
 
 
 def _load_npz(path: Path) -> TokenizedCorpus | None:
@@ -313,7 +309,7 @@ def _load_npz(path: Path) -> TokenizedCorpus | None:
                 data["tgt_offsets"],
                 CorpusStats(pairs, dropped_empty, dropped_long),
             )
-    except (OSError, ValueError, KeyError, EOFError, zlib.error):  # missing or damaged
+    except (OSError, ValueError, KeyError, EOFError, zlib.error, zipfile.BadZipFile):
         return None
 
 
@@ -340,7 +336,6 @@ def load_corpus(
     if cached is not None:
         return cached
     corpus = _tokenize(split, name, src_tok, tgt_tok, config, filter_pairs)
-    path.parent.mkdir(parents=True, exist_ok=True)
     _save_npz(corpus, path)
     return corpus
 

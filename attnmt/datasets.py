@@ -8,16 +8,13 @@ to train a real attention model on a laptop CPU.
 from __future__ import annotations
 
 import http.client
-import os
-import shutil
-import tempfile
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO
 
 from attnmt.errors import UserError
+from attnmt.fileio import write_bytes_atomic
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
 MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")
@@ -35,12 +32,15 @@ def download_multi30k(dest: Path, source: str | Path | None = None) -> list[Path
     `source` is where they come from: None for the official repository
     (:data:`MULTI30K_URL`), an ``http(s)://`` or ``file://`` base URL, or a local directory
     holding the files. A file already in `dest` with the source's size is kept as it is.
-    Each file is written to a temp file and renamed, so an interrupted run leaves no
-    partial file behind.
+    Each file is checked (size, gzip header) and written atomically, so an interrupted or
+    failed run leaves no partial file behind.
     """
     dest = Path(dest)
     fetch = _source_fetcher(source)
-    dest.mkdir(parents=True, exist_ok=True)
+    try:
+        dest.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        raise UserError(f"--dest {dest}: cannot create the folder ({err.strerror})") from None
     return [fetch(name, dest / name) for name in MULTI30K_FILES]
 
 
@@ -61,10 +61,9 @@ def _copy(path: Path, target: Path) -> Path:
     """Copy a local file to `target` unless a file of its size is already there."""
     if not path.is_file():
         raise UserError(f"{path}: not found (expected the Multi30k file {path.name})")
-    if target.is_file() and target.stat().st_size == path.stat().st_size:
-        return target
-    with path.open("rb") as handle:
-        _write_atomic(handle, target, path.stat().st_size, str(path))
+    size = path.stat().st_size
+    if not (target.is_file() and target.stat().st_size == size):
+        _save(path.read_bytes(), size, target, str(path))
     return target
 
 
@@ -75,9 +74,10 @@ def _download(url: str, target: Path) -> Path:
     try:
         with urllib.request.urlopen(url, timeout=TIMEOUT_S) as response:
             length = response.headers.get("Content-Length")
-            _write_atomic(response, target, int(length) if length else None, url)
+            data = response.read()  # each file is under 1 MB
     except (OSError, http.client.HTTPException, ValueError) as err:  # URLError is an OSError
         raise UserError(f"could not download {target.name} from {url}: {_reason(err)}") from None
+    _save(data, int(length) if length else None, target, url)
     return target
 
 
@@ -99,23 +99,10 @@ def _remote_size(url: str) -> int | None:
         return None  # the GET that follows reports the problem
 
 
-def _write_atomic(handle: BinaryIO, target: Path, size: int | None, origin: str) -> None:
-    """Stream `handle` into `target` through a temp file; check size and gzip magic."""
-    fd, tmp_name = tempfile.mkstemp(dir=target.parent, prefix=f".{target.name}.", suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out:
-            shutil.copyfileobj(handle, out)
-        _check_file(Path(tmp_name), size, target.name, origin)
-        os.replace(tmp_name, target)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
-def _check_file(path: Path, size: int | None, name: str, origin: str) -> None:
-    got = path.stat().st_size
-    if size is not None and got != size:
-        raise UserError(f"{name} from {origin}: got {got} bytes, expected {size} (cut off?)")
-    with path.open("rb") as handle:
-        if handle.read(2) != GZIP_MAGIC:
-            raise UserError(f"{name} from {origin}: not a gzip file")
+def _save(data: bytes, size: int | None, target: Path, origin: str) -> None:
+    """Check that `data` is a whole gzip file, then write it to `target` atomically."""
+    if size is not None and len(data) != size:
+        raise UserError(f"{target.name} from {origin}: got {len(data)} bytes, expected {size}")
+    if not data.startswith(GZIP_MAGIC):
+        raise UserError(f"{target.name} from {origin}: not a gzip file")
+    write_bytes_atomic(target, data)

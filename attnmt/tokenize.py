@@ -22,8 +22,6 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import os
-import tempfile
 from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Sequence
@@ -35,6 +33,7 @@ import sentencepiece as spm
 from attnmt.config import DataConfig
 from attnmt.data import read_parallel
 from attnmt.errors import UserError
+from attnmt.fileio import write_bytes_atomic
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
 WORD_START = "\u2581"  # "▁": sentencepiece's mark for the start of a word
@@ -42,7 +41,8 @@ UNK_TEXT = "\u2047"  # "⁇": how decode shows an unknown token, as sentencepiec
 CONTROL_IDS = frozenset({PAD_ID, BOS_ID, EOS_ID})  # dropped by decode
 META_FILE = "tokenizers.json"
 SPM_MAX_SENTENCES = 2_000_000  # sentencepiece trains on a random sample of at most this many
-SPM_SEED = 1  # sentencepiece's sampling seed: the same corpus gives the same model
+SPM_SEED = 1  # sentencepiece's sampling seed: the same corpus gives the same model ...
+SPM_THREADS = 4  # ... on any machine (unigram's sums depend on how the work is split)
 
 
 class Tokenizer(ABC):
@@ -121,7 +121,7 @@ def _train_sentencepiece(texts: Iterable[str], config: DataConfig) -> SentencePi
             unk_id=UNK_ID,
             bos_id=BOS_ID,
             eos_id=EOS_ID,
-            num_threads=min(8, os.cpu_count() or 1),
+            num_threads=SPM_THREADS,
             minloglevel=2,  # warnings and errors only
         )
     except RuntimeError as err:
@@ -294,31 +294,18 @@ def train_tokenizers(config: DataConfig, directory: Path) -> tuple[Tokenizer, To
     return src_tok, tgt_tok
 
 
-def _write_atomic(path: Path, data: bytes) -> None:
-    """Write via a temp file and a rename, so a crash never leaves half a file."""
-    fd, tmp_name = tempfile.mkstemp(dir=path.parent, prefix=path.name, suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
-
-
 def save_tokenizers(src_tok: Tokenizer, tgt_tok: Tokenizer, directory: Path) -> None:
     """Write both tokenizers and ``tokenizers.json`` (kind and relative file names)."""
     if src_tok.kind != tgt_tok.kind:
         raise ValueError("source and target tokenizers must be of one kind")
-    directory.mkdir(parents=True, exist_ok=True)
     if src_tok is tgt_tok:
         files = {"src": "joint" + src_tok.suffix, "tgt": "joint" + src_tok.suffix}
     else:
         files = {"src": "src" + src_tok.suffix, "tgt": "tgt" + tgt_tok.suffix}
-    _write_atomic(directory / files["src"], src_tok.to_bytes())
-    _write_atomic(directory / files["tgt"], tgt_tok.to_bytes())
+    write_bytes_atomic(directory / files["src"], src_tok.to_bytes())
+    write_bytes_atomic(directory / files["tgt"], tgt_tok.to_bytes())
     meta = {"kind": src_tok.kind, **files}
-    _write_atomic(directory / META_FILE, json.dumps(meta, indent=2).encode() + b"\n")
+    write_bytes_atomic(directory / META_FILE, json.dumps(meta, indent=2).encode() + b"\n")
 
 
 def _load_one(directory: Path, file_name: str, kind: str) -> Tokenizer:

@@ -207,14 +207,19 @@ def test_cache_is_hit_and_invalidated(tmp_path: Path) -> None:
     assert CountingTokenizer.calls - before == 60
 
 
-def test_damaged_cache_is_rebuilt(tmp_path: Path) -> None:
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_damaged_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     split = pair_split(tmp_path, ["a cat", "the dog"], ["a dog", "the mat"])
     tok, cache = tokenizer(), tmp_path / "cache"
     first = load_corpus(split, "train", tok, tok, data_config(), cache)
     (npz,) = cache.iterdir()
-    npz.write_bytes(b"not a zip file")
+    data = npz.read_bytes()
+    npz.write_bytes(b"not a zip file" if damage == "garbage" else data[: len(data) // 2])
+    before = CountingTokenizer.calls
     again = load_corpus(split, "train", tok, tok, data_config(), cache)
+    assert CountingTokenizer.calls - before == 4  # tokenized again
     assert np.array_equal(first.src_tokens, again.src_tokens)
+    assert load_corpus(split, "train", tok, tok, data_config(), cache).stats == first.stats
 
 
 # ---------------------------------------------------------------------------
