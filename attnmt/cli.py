@@ -17,6 +17,10 @@ from attnmt.errors import UserError
 # Subcommand name -> module in attnmt.commands defining `add_arguments(parser)` and
 # `run(args) -> int`, and a one-line module docstring used as the help text.
 COMMANDS = {
+    "quickstart": "quickstart",
+    "train": "train",
+    "evaluate": "evaluate",
+    "data": "data",
     "config": "config",
 }
 

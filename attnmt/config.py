@@ -187,6 +187,8 @@ class TrainConfig(_Section):
     """CPU threads for torch; None leaves torch's default."""
     log_every: int = Field(100, ge=1)
     """Write training metrics every this many steps."""
+    dev_beam: int = Field(1, ge=1)
+    """Beam size for dev BLEU/chrF during training (1 = greedy, the fastest)."""
     dev_max_sentences: int | None = Field(None, ge=1)
     """Decode at most this many dev sentences for BLEU during training; None decodes all."""
 

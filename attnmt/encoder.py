@@ -68,6 +68,8 @@ class Encoder(nn.Module):
     def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
         """src (B, S) token ids, src_lengths (B,) -> EncoderOutput (keys not yet projected)."""
         src_len = src.size(1)
+        # An empty sentence is read as one padding token, so every row has a state.
+        src_lengths = src_lengths.clamp(min=1)
         if self.reverse_source:
             src = reverse_padded(src, src_lengths)
         embedded = self.dropout(self.embedding(src))  # (B, S, E)

@@ -1,0 +1,1 @@
+"""Benchmark scripts: run from the repo root as `python -m benchmarks.NAME`."""

@@ -1,0 +1,82 @@
+"""What every benchmark records: the machine, the commit, the command, and the results,
+appended to BENCHMARKS.md."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import platform
+import resource
+import subprocess
+import sys
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parent.parent
+BENCHMARKS = ROOT / "BENCHMARKS.md"
+
+
+def machine() -> str:
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    threads = torch.get_num_threads()
+    return (
+        f"{cpu}, {os.cpu_count()} cores visible, {threads} torch threads; "
+        f"Python {platform.python_version()}, torch {torch.__version__}"
+    )
+
+
+def commit() -> str:
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return head + (" (with uncommitted changes)" if dirty else "")
+
+
+def peak_rss_mb() -> float:
+    """Peak resident memory of this process so far (Linux reports KiB)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def command_line() -> str:
+    module = Path(sys.argv[0]).with_suffix("").name
+    return " ".join(["python -m", f"benchmarks.{module}", *sys.argv[1:]])
+
+
+def append(title: str, rows: list[tuple[str, str]], notes: str = "") -> None:
+    """Append one result section to BENCHMARKS.md."""
+    now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    lines = [
+        f"\n## {title}\n",
+        f"- command: `{command_line()}`",
+        f"- machine: {machine()}",
+        f"- date: {now}",
+        f"- commit: {commit()}",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        *[f"| {name} | {value} |" for name, value in rows],
+    ]
+    if notes:
+        lines += ["", notes]
+    if not BENCHMARKS.exists():
+        BENCHMARKS.write_text("# Benchmarks\n\nResults appended by the scripts in `benchmarks/`.\n")
+    with BENCHMARKS.open("a", encoding="utf-8") as handle:
+        handle.write("\n".join(lines) + "\n")
+    print("\n".join(lines))
