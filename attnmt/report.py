@@ -31,12 +31,12 @@ from matplotlib.figure import Figure
 
 from attnmt.fileio import write_bytes_atomic
 from attnmt.plot import (
-    WORD_START,
     attention_figure,
     bleu_by_length_figure,
     curves_figure,
     figure_bytes,
 )
+from attnmt.study import WORD_START
 
 MAX_EXAMPLES = 3  # sentences shown per run in the heatmap grid
 

@@ -18,13 +18,11 @@ from attnmt.plot import (
     attention_figure,
     bleu_by_length_figure,
     curves_figure,
-    merge_attention,
-    merge_labels,
     nbest_figure,
     read_metrics,
     save_figure,
-    word_attention,
 )
+from attnmt.study import merge_attention, merge_labels, word_attention
 
 
 def random_weights(rng: np.random.Generator, rows: int, columns: int) -> np.ndarray:
