@@ -12,9 +12,11 @@ from attnmt.checkpoint import find_model_checkpoint, load_model
 from attnmt.config import Config, build_config
 from attnmt.data import load_corpus, read_parallel
 from attnmt.device import resolve_precision
+from attnmt.errors import UserError
 from attnmt.evaluate import corpus_metrics, detokenize, exact_match, translate_corpus
+from attnmt.study import word_attention
 from attnmt.synthetic import write_task
-from attnmt.tokenize import load_tokenizers
+from attnmt.tokenize import load_tokenizers, merge_pieces
 from attnmt.train import Trainer
 
 
@@ -67,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"{run_dir} already holds a trained quickstart model; using it (delete it to retrain)"
         )
-    except Exception:
+    except UserError:
         paths = write_task(run_dir / "data")
         print(
             f"synthetic task written to {paths['train'][0].parent}/ "
@@ -102,18 +104,21 @@ def report(run_dir: Path) -> int:
         f"\ntest: exact match {exact:.1%}, BLEU {scores['bleu']:.1f}, "
         f"chrF {scores['chrf']:.1f} ({len(pairs)} sentences)\n"
     )
-    longest = max(range(len(pairs)), key=lambda i: len(pairs[i][0].split()) if i < 50 else 0)
+    shown = range(min(50, len(pairs)))
+    longest = max(shown, key=lambda i: len(pairs[i][0].split()))  # the heatmap's sentence
     for i in [0, 1, longest]:
         mark = "ok" if hypotheses[i] == references[i] else "differs from reference"
         print(f"  source: {pairs[i][0]}\n  output: {hypotheses[i]}   [{mark}]\n")
     best = results[longest][0]
     heatmap = run_dir / "attention.png"
     if best.attention is not None:
-        src_pieces = src_tok.to_pieces(corpus.src(longest).tolist())
-        tgt_pieces = [*tgt_tok.to_pieces(best.tokens), "</s>"]
-        figure = attention_figure(
-            src_pieces, tgt_pieces, best.attention.numpy(), title="Bahdanau attention"
+        src_words, tgt_words, weights = word_attention(
+            src_tok.to_pieces(corpus.src(longest).tolist()),
+            tgt_tok.to_pieces(best.tokens),
+            best.attention.numpy(),
+            merge_pieces,
         )
+        figure = attention_figure(src_words, tgt_words, weights, title="Bahdanau attention")
         save_figure(figure, heatmap)
     print("files:")
     print(f"  data:         {run_dir / 'data'}/")
