@@ -22,6 +22,8 @@ COMMANDS = {
     "evaluate": "evaluate",
     "data": "data",
     "config": "config",
+    "translate": "translate",
+    "chat": "chat",
 }
 
 

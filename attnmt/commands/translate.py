@@ -1,0 +1,285 @@
+"""Translate text with a trained model: stdin to stdout, files, or an interactive prompt."""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import importlib
+import json
+import sys
+from collections.abc import Callable, Iterable, Iterator
+from pathlib import Path
+from typing import Any, BinaryIO
+
+import numpy as np
+import torch
+
+from attnmt.data import _read_lines
+from attnmt.errors import UserError
+from attnmt.fileio import atomic_write
+from attnmt.translator import Translation, Translator
+
+CHUNK_LINES = 1000  # lines translated together: memory stays bounded on big inputs
+PROMPT = "> "
+EPILOG = """\
+output formats:
+  text, --n-best 1   one translation per input line
+  text, --n-best N   N lines per input line: INDEX ||| TRANSLATION ||| SCORE, where INDEX
+                     counts input lines from 0 and SCORE is the model's log-probability
+  json               one JSON object per input line: text, score, tokens, src_tokens,
+                     attention (rows: output tokens and EOS; columns: source tokens;
+                     4 decimals) and, with --n-best N > 1, n_best: the N hypotheses,
+                     best first, each with text, score, tokens and attention
+
+Without --input, stdin is read; on a terminal that gives an interactive prompt
+(Ctrl-D or Ctrl-C quits). Empty lines translate to empty lines."""
+
+
+# ---------------------------------------------------------------------------
+# Arguments shared with `attnmt chat`
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    """--model, --ensemble and the decoding options (each default: the run's decode key)."""
+    parser.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run directory")
+    parser.add_argument(
+        "--ensemble",
+        nargs="+",
+        default=[],
+        metavar="RUN_DIR",
+        help="more run directories to average with --model (same tokenizers required)",
+    )
+    parser.add_argument("--which", default="best", help="checkpoint: best, last or a path")
+    parser.add_argument("--beam", type=int, help="beam size; 1 is greedy (default: decode.beam)")
+    parser.add_argument("--n-best", type=int, help="hypotheses per input (at most --beam)")
+    parser.add_argument("--alpha", type=float, help="GNMT length penalty (default: decode.alpha)")
+    parser.add_argument("--beta", type=float, help="GNMT coverage penalty (default: decode.beta)")
+    parser.add_argument(
+        "--sample",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sample instead of searching",
+    )
+    parser.add_argument("--temperature", type=float, help="sampling temperature")
+    parser.add_argument("--top-k", type=int, help="sample from the k most likely tokens")
+    parser.add_argument("--top-p", type=float, help="sample from the top-p nucleus")
+    parser.add_argument("--max-len", type=int, help="longest output in tokens")
+    parser.add_argument("--batch-tokens", type=int, help="source tokens per decoding batch")
+    parser.add_argument("--seed", type=int, help="seed for --sample (reproducible draws)")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument("--threads", type=int, help="CPU threads for torch")
+
+
+def decode_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The decode keys given on the command line (None: keep the run's value)."""
+    return {
+        "beam": args.beam,
+        "n_best": args.n_best,
+        "alpha": args.alpha,
+        "beta": args.beta,
+        "sample": args.sample,
+        "temperature": args.temperature,
+        "top_k": args.top_k,
+        "top_p": args.top_p,
+        "max_len": args.max_len,
+        "batch_tokens": args.batch_tokens,
+    }
+
+
+def load_translator(args: argparse.Namespace) -> Translator:
+    """The Translator the arguments name; the decoding options are checked at once."""
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1 (got {args.threads})")
+        torch.set_num_threads(args.threads)
+    translator = Translator.load(
+        args.model, ensemble=args.ensemble, device=args.device, which=args.which
+    )
+    translator.decode_config(**decode_options(args))
+    return translator
+
+
+def terminal_lines(prompt: str) -> Iterator[str]:
+    """Lines typed at `prompt`, with line editing and in-memory history (readline) where
+    available, until Ctrl-D or Ctrl-C; from a pipe, simply stdin's lines."""
+    if not sys.stdin.isatty():
+        yield from stdin_lines()
+        return
+    with contextlib.suppress(ImportError):
+        importlib.import_module("readline")  # makes input() editable, with history
+    while True:
+        try:
+            yield input(prompt)
+        except (EOFError, KeyboardInterrupt):
+            print(file=sys.stderr)  # leave the terminal on a fresh line
+            return
+
+
+def stdin_lines() -> Iterator[str]:
+    """stdin's lines as UTF-8 text, without line endings."""
+    for number, raw in enumerate(sys.stdin.buffer, start=1):
+        try:
+            yield raw.decode("utf-8").rstrip("\r\n")
+        except UnicodeDecodeError:
+            raise UserError(f"<stdin>:{number}: invalid UTF-8") from None
+
+
+# ---------------------------------------------------------------------------
+# Output formats
+
+
+def rounded(attention: np.ndarray | None) -> list[list[float]] | None:
+    return None if attention is None else np.round(attention.astype(np.float64), 4).tolist()
+
+
+def as_json(result: Translation, n_best: int) -> str:
+    """One JSON line for one input: the best translation, and the n-best list if n_best > 1."""
+    record: dict[str, Any] = {
+        "text": result.text,
+        "score": result.score,
+        "tokens": result.tokens,
+        "src_tokens": result.src_tokens,
+        "attention": rounded(result.attention),
+    }
+    if n_best > 1:
+        record["n_best"] = [
+            {
+                "text": h.text,
+                "score": h.score,
+                "tokens": h.tokens,
+                "attention": rounded(h.attention),
+            }
+            for h in result.hypotheses
+        ]
+    return json.dumps(record, ensure_ascii=False) + "\n"
+
+
+def as_text(index: int, result: Translation, n_best: int) -> str:
+    """The translation as a line; with n_best > 1, `INDEX ||| TEXT ||| SCORE` lines."""
+    if n_best == 1:
+        return result.text + "\n"
+    return "".join(f"{index} ||| {h.text} ||| {h.score:.4f}\n" for h in result.hypotheses)
+
+
+def formatter(output_format: str, n_best: int) -> Callable[[int, Translation], str]:
+    """(input index, translation) -> output lines, in the chosen format."""
+    if output_format == "json":
+        return lambda _, result: as_json(result, n_best)
+    return lambda index, result: as_text(index, result, n_best)
+
+
+# ---------------------------------------------------------------------------
+# Streaming and the interactive loop
+
+
+def chunked(lines: Iterable[str], size: int = CHUNK_LINES) -> Iterator[list[str]]:
+    """Consecutive lists of at most `size` lines."""
+    chunk: list[str] = []
+    for line in lines:
+        chunk.append(line)
+        if len(chunk) == size:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk
+
+
+def translate_stream(
+    translate: Callable[[list[str], int], list[Translation]],
+    lines: Iterable[str],
+    write: Callable[[str], object],
+    render: Callable[[int, Translation], str],
+    chunk_lines: int = CHUNK_LINES,
+) -> int:
+    """Translate `lines` chunk by chunk, writing each chunk's output in input order.
+
+    translate(chunk, chunk_number) does the work; returns the number of lines translated.
+    """
+    index = 0
+    for number, chunk in enumerate(chunked(lines, chunk_lines)):
+        write("".join(render(index + i, r) for i, r in enumerate(translate(chunk, number))))
+        index += len(chunk)
+    return index
+
+
+def interactive(
+    translate: Callable[[str], Translation],
+    lines: Iterable[str],
+    write: Callable[[str], object],
+    render: Callable[[int, Translation], str],
+) -> int:
+    """One translation per typed line, until the lines end (Ctrl-D); returns 0."""
+    for index, line in enumerate(lines):
+        write(render(index, translate(line)))
+    return 0
+
+
+# ---------------------------------------------------------------------------
+# The command
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    add_model_arguments(parser)
+    parser.add_argument("--input", help="source text, one sentence per line (.gz ok; - stdin)")
+    parser.add_argument("--output", help="write here (atomically) instead of stdout")
+    parser.add_argument("--format", choices=("text", "json"), default="text", help="see below")
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def input_lines(name: str | None) -> Iterator[str]:
+    """The lines of --input (stdin for None or "-")."""
+    if name is None or name == "-":
+        return stdin_lines()
+    path = Path(name)
+    if not path.is_file():
+        raise UserError(f"--input: {'a directory' if path.is_dir() else 'file not found'}: {path}")
+    return _read_lines(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    translator = load_translator(args)
+    options = decode_options(args)
+    n_best = translator.decode_config(**options).n_best
+    render = formatter(args.format, n_best)
+
+    def translate(chunk: list[str], number: int) -> list[Translation]:
+        seed = None if args.seed is None else args.seed + number  # new draws per chunk
+        return translator.translate(chunk, seed=seed, **options)
+
+    if args.input is None and sys.stdin.isatty():
+        return _interactive(translator, options, args.seed, render)
+    lines = input_lines(args.input)
+    if args.output is None:
+        translate_stream(translate, lines, _write_stdout, render)
+        return 0
+
+    def write_file(handle: BinaryIO) -> None:
+        translate_stream(translate, lines, lambda text: handle.write(text.encode()), render)
+
+    atomic_write(Path(args.output), write_file)
+    return 0
+
+
+def _write_stdout(text: str) -> None:
+    sys.stdout.write(text)
+    sys.stdout.flush()
+
+
+def _interactive(
+    translator: Translator,
+    options: dict[str, Any],
+    seed: int | None,
+    render: Callable[[int, Translation], str],
+) -> int:
+    print("Type a sentence to translate; Ctrl-D quits.", file=sys.stderr)
+    try:
+        return interactive(
+            lambda line: translator.translate(line, seed=seed, **options),
+            terminal_lines(PROMPT),
+            _write_stdout,
+            render,
+        )
+    except KeyboardInterrupt:  # Ctrl-C while translating: quit quietly, like Ctrl-D
+        print(file=sys.stderr)
+        return 0

@@ -1,0 +1,236 @@
+"""`attnmt translate` and `attnmt chat`: streams, files, formats, the interactive loops,
+and one-line errors."""
+
+from __future__ import annotations
+
+import builtins
+import gzip
+import io
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from test_translator import SENTENCES, make_run
+
+from attnmt.cli import main
+from attnmt.commands import translate as translate_command
+from attnmt.commands.chat import Context, chat_loop
+from attnmt.commands.translate import formatter, interactive, terminal_lines, translate_stream
+from attnmt.translator import Translation, Translator
+
+LINES = [SENTENCES[0], "", SENTENCES[1], SENTENCES[2]]
+
+
+@pytest.fixture(scope="module")
+def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return make_run(tmp_path_factory.mktemp("run"))
+
+
+@pytest.fixture(scope="module")
+def translator(run_dir: Path) -> Translator:
+    return Translator.load(run_dir, device="cpu")
+
+
+def feed_stdin(monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> None:
+    """Pipe `lines` into stdin (not a terminal)."""
+    data = "".join(line + "\n" for line in lines).encode()
+    monkeypatch.setattr(sys, "stdin", io.TextIOWrapper(io.BytesIO(data), encoding="utf-8"))
+
+
+def cli(
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+    lines: list[str],
+    *args: str,
+) -> tuple[int, str, str]:
+    feed_stdin(monkeypatch, lines)
+    code = main(list(args))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def expected_texts(translator: Translator, **options: object) -> list[str]:
+    return [r.text for r in translator.translate(LINES, **options)]
+
+
+def test_stdin_to_stdout(
+    run_dir: Path, translator: Translator, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    code, out, _ = cli(monkeypatch, capsys, LINES, "translate", "--model", str(run_dir))
+    assert code == 0
+    assert out.split("\n")[:-1] == expected_texts(translator)
+    assert out.split("\n")[1] == ""  # the empty line stays an empty line
+
+
+def test_files_in_and_out_gzip_input(
+    run_dir: Path, translator: Translator, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    source = tmp_path / "in.txt.gz"
+    source.write_bytes(gzip.compress("".join(x + "\n" for x in LINES).encode()))
+    target = tmp_path / "out" / "translations.txt"
+    args = ["translate", "--model", str(run_dir), "--beam", "2"]
+    code, out, _ = cli(
+        monkeypatch, capsys, [], *args, "--input", str(source), "--output", str(target)
+    )
+    assert code == 0 and out == ""
+    assert target.read_text(encoding="utf-8").split("\n")[:-1] == expected_texts(translator, beam=2)
+    assert [p.name for p in target.parent.iterdir()] == [target.name]  # no temp file left
+
+
+def test_json_format_has_every_field(run_dir: Path, monkeypatch, capsys) -> None:
+    args = ["translate", "--model", str(run_dir), "--format", "json", "--beam", "3"]
+    code, out, _ = cli(monkeypatch, capsys, LINES, *args, "--n-best", "2")
+    assert code == 0
+    records = [json.loads(line) for line in out.splitlines()]
+    assert len(records) == len(LINES)
+    for line, record in zip(LINES, records, strict=True):
+        assert {"text", "score", "tokens", "src_tokens", "attention", "n_best"} <= record.keys()
+        assert len(record["src_tokens"]) == len(line.split())
+        assert len(record["attention"]) == len(record["tokens"]) + 1
+        assert all(len(row) == len(record["src_tokens"]) for row in record["attention"])
+        assert record["n_best"][0]["text"] == record["text"]
+        assert all(round(w, 4) == w for row in record["attention"] for w in row)
+
+
+def test_n_best_text_format(run_dir: Path, translator: Translator, monkeypatch, capsys) -> None:
+    args = ["translate", "--model", str(run_dir), "--beam", "3", "--n-best", "3"]
+    code, out, _ = cli(monkeypatch, capsys, LINES, *args)
+    assert code == 0
+    rows = [line.split(" ||| ") for line in out.splitlines()]
+    expected = translator.translate(LINES, beam=3, n_best=3)
+    assert [int(index) for index, _, _ in rows] == [
+        i for i, r in enumerate(expected) for _ in r.hypotheses
+    ]
+    assert [text for _, text, _ in rows] == [h.text for r in expected for h in r.hypotheses]
+    for (_, _, score), h in zip(rows, [h for r in expected for h in r.hypotheses], strict=True):
+        assert float(score) == pytest.approx(h.score, abs=1e-4)
+
+
+def test_chunked_streaming_keeps_order(translator: Translator) -> None:
+    lines = SENTENCES[:7]
+    render = formatter("text", 1)
+    outputs: list[str] = []
+    count = translate_stream(
+        lambda chunk, _: translator.translate(chunk), lines, outputs.append, render, chunk_lines=3
+    )
+    assert count == 7 and len(outputs) == 3  # chunks of 3, 3 and 1 lines
+    assert "".join(outputs).splitlines() == [r.text for r in translator.translate(lines)]
+
+
+def test_missing_model_is_one_line_exit_2(tmp_path: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "attnmt.cli", "translate", "--model", "no/such/run"],
+        input="a dog\n",
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+        timeout=120,
+    )
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "attnmt translate: error: run directory not found: no/such/run"
+    ]
+
+
+def test_bad_options_and_input_are_one_line_errors(
+    run_dir: Path, tmp_path: Path, monkeypatch, capsys
+) -> None:
+    for args, fragment in [
+        (["--n-best", "2"], "n_best (2) must be at most beam (1)"),
+        (["--top-p", "2"], "decode.top_p"),
+        (["--input", str(tmp_path / "missing.txt")], "--input: file not found"),
+    ]:
+        code, out, err = cli(monkeypatch, capsys, [], "translate", "--model", str(run_dir), *args)
+        assert code == 2 and out == ""
+        assert len(err.strip().splitlines()) == 1 and fragment in err
+
+
+# ---------------------------------------------------------------------------
+# Interactive use
+
+
+def test_interactive_loop_translates_each_line_until_eof(translator: Translator) -> None:
+    written: list[str] = []
+    code = interactive(
+        translator.translate, iter(SENTENCES[:3]), written.append, formatter("text", 1)
+    )
+    assert code == 0
+    assert [w.rstrip("\n") for w in written] == [
+        r.text for r in translator.translate(SENTENCES[:3])
+    ]
+
+
+@pytest.mark.parametrize("stop", [EOFError, KeyboardInterrupt])
+def test_terminal_lines_end_cleanly_on_ctrl_d_and_ctrl_c(
+    monkeypatch: pytest.MonkeyPatch, stop: type[BaseException]
+) -> None:
+    typed = iter(["first", "second"])
+
+    def fake_input(prompt: str) -> str:
+        line = next(typed, None)
+        if line is None:
+            raise stop
+        return line
+
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True, raising=False)
+    monkeypatch.setattr(builtins, "input", fake_input)
+    assert list(terminal_lines("> ")) == ["first", "second"]
+
+
+def test_translate_on_a_terminal_is_interactive(
+    run_dir: Path, translator: Translator, monkeypatch: pytest.MonkeyPatch, capsys
+) -> None:
+    def typed() -> Iterator[str]:
+        yield SENTENCES[0]
+        raise KeyboardInterrupt  # Ctrl-C while translating the next line
+
+    feed_stdin(monkeypatch, [])
+    monkeypatch.setattr(sys.stdin, "isatty", lambda: True)
+    monkeypatch.setattr(translate_command, "terminal_lines", lambda prompt: typed())
+    assert main(["translate", "--model", str(run_dir)]) == 0
+    assert capsys.readouterr().out == translator.translate(SENTENCES[0]).text + "\n"
+
+
+# ---------------------------------------------------------------------------
+# Chat
+
+
+def test_chat_context_joins_previous_turns_and_reset_clears_them() -> None:
+    sources: list[str] = []
+    written: list[str] = []
+
+    def respond(source: str) -> str:
+        sources.append(source)
+        return f"r{len(sources)}"
+
+    typed = ["a", "", "b", "c", "/reset", "d", "/quit", "never"]
+    assert chat_loop(typed, respond, written.append, Context(turns=3, separator=" | ")) == 0
+    assert sources == ["a", "a | r1 | b", "r1 | b | r2 | c", "d"]
+    assert written == ["r1\n", "r2\n", "r3\n", "(context cleared)\n", "r4\n"]
+
+
+def test_chat_without_context_sends_the_message_alone() -> None:
+    sources: list[str] = []
+    chat_loop(["x", "y"], lambda s: sources.append(s) or "ok", lambda _: None, Context(turns=0))
+    assert sources == ["x", "y"]
+
+
+def test_chat_command_answers_each_message(
+    run_dir: Path, translator: Translator, monkeypatch, capsys
+) -> None:
+    messages = [SENTENCES[0], SENTENCES[1]]
+    args = ["chat", "--model", str(run_dir), "--context", "2", "--separator", " "]
+    code, out, _ = cli(monkeypatch, capsys, messages, *args)
+    first = translator.translate(SENTENCES[0]).text
+    second = translator.translate(f"{SENTENCES[0]} {first} {SENTENCES[1]}").text
+    assert code == 0 and out.splitlines() == [first, second]
+
+
+def test_results_render_from_translations() -> None:
+    empty = Translation("", [], [], 0.0, 0.0, None)
+    empty.hypotheses = [empty]
+    assert formatter("text", 2)(4, empty) == "4 |||  ||| 0.0000\n"
+    assert json.loads(formatter("json", 1)(0, empty))["attention"] is None
