@@ -19,8 +19,8 @@ quickstart: $(BIN)/.installed
 	$(BIN)/attnmt quickstart
 
 lint: $(BIN)/.installed
-	$(BIN)/ruff check attnmt tests
-	$(BIN)/ruff format --check attnmt tests
+	$(BIN)/ruff check attnmt tests benchmarks
+	$(BIN)/ruff format --check attnmt tests benchmarks
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy attnmt
