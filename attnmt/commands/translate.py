@@ -31,8 +31,9 @@ output formats:
                      4 decimals) and, with --n-best N > 1, n_best: the N hypotheses,
                      best first, each with text, score, tokens and attention
 
-Without --input, stdin is read; on a terminal that gives an interactive prompt
-(Ctrl-D or Ctrl-C quits). Empty lines translate to empty lines."""
+Without --input, stdin is read; on a terminal (and without --output) that gives an
+interactive prompt, one translation per line (Ctrl-D or Ctrl-C quits). Empty lines
+translate to empty lines."""
 
 
 # ---------------------------------------------------------------------------
@@ -50,24 +51,38 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         help="more run directories to average with --model (same tokenizers required)",
     )
     parser.add_argument("--which", default="best", help="checkpoint: best, last or a path")
-    parser.add_argument("--beam", type=int, help="beam size; 1 is greedy (default: decode.beam)")
-    parser.add_argument("--n-best", type=int, help="hypotheses per input (at most --beam)")
-    parser.add_argument("--alpha", type=float, help="GNMT length penalty (default: decode.alpha)")
-    parser.add_argument("--beta", type=float, help="GNMT coverage penalty (default: decode.beta)")
+    parser.add_argument(
+        "--beam", type=int, metavar="K", help="beam size; 1 is greedy (default: decode.beam)"
+    )
+    parser.add_argument(
+        "--n-best", type=int, metavar="N", help="hypotheses per input (at most --beam)"
+    )
+    parser.add_argument(
+        "--alpha", type=float, metavar="A", help="GNMT length penalty (default: decode.alpha)"
+    )
+    parser.add_argument(
+        "--beta", type=float, metavar="B", help="GNMT coverage penalty (default: decode.beta)"
+    )
     parser.add_argument(
         "--sample",
         action=argparse.BooleanOptionalAction,
         default=None,
         help="sample instead of searching",
     )
-    parser.add_argument("--temperature", type=float, help="sampling temperature")
-    parser.add_argument("--top-k", type=int, help="sample from the k most likely tokens")
-    parser.add_argument("--top-p", type=float, help="sample from the top-p nucleus")
-    parser.add_argument("--max-len", type=int, help="longest output in tokens")
-    parser.add_argument("--batch-tokens", type=int, help="source tokens per decoding batch")
-    parser.add_argument("--seed", type=int, help="seed for --sample (reproducible draws)")
-    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument("--threads", type=int, help="CPU threads for torch")
+    parser.add_argument("--temperature", type=float, metavar="T", help="sampling temperature")
+    parser.add_argument(
+        "--top-k", type=int, metavar="K", help="sample from the k most likely tokens"
+    )
+    parser.add_argument("--top-p", type=float, metavar="P", help="sample from the top-p nucleus")
+    parser.add_argument("--max-len", type=int, metavar="N", help="longest output in tokens")
+    parser.add_argument(
+        "--batch-tokens", type=int, metavar="N", help="source tokens per decoding batch"
+    )
+    parser.add_argument(
+        "--seed", type=int, metavar="S", help="seed for --sample (reproducible draws)"
+    )
+    parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or mps")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
 
 
 def decode_options(args: argparse.Namespace) -> dict[str, Any]:
@@ -220,8 +235,12 @@ def interactive(
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
-    parser.add_argument("--input", help="source text, one sentence per line (.gz ok; - stdin)")
-    parser.add_argument("--output", help="write here (atomically) instead of stdout")
+    parser.add_argument(
+        "--input", metavar="FILE", help="source text, one sentence per line (.gz ok; - stdin)"
+    )
+    parser.add_argument(
+        "--output", metavar="FILE", help="write here (atomically) instead of stdout"
+    )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="see below")
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
@@ -247,7 +266,7 @@ def run(args: argparse.Namespace) -> int:
         seed = None if args.seed is None else args.seed + number  # new draws per chunk
         return translator.translate(chunk, seed=seed, **options)
 
-    if args.input is None and sys.stdin.isatty():
+    if args.input is None and args.output is None and sys.stdin.isatty():
         return _interactive(translator, options, args.seed, render)
     lines = input_lines(args.input)
     if args.output is None:
