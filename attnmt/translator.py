@@ -117,8 +117,10 @@ class Translator:
                 (:class:`attnmt.search.Ensemble`); their tokenizers must be identical.
                 Decoding settings and precision come from `run_dir`.
             device: ``auto``, ``cpu``, ``cuda``, ``mps``, ...
-            which: ``best``, ``last`` or a checkpoint path (of every run).
+            which: ``best``, ``last`` (of every run) or a checkpoint path (no ensemble).
         """
+        if ensemble and which not in ("best", "last"):
+            raise UserError(f"a checkpoint path ({which}) cannot name every ensemble member")
         resolved = resolve_device(device)
         model, config = load_model(run_dir, which, resolved)
         src_tok, tgt_tok = load_tokenizers(Path(run_dir) / "tokenizer")
