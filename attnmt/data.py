@@ -62,7 +62,7 @@ def _split_files(split: SplitPaths, name: str) -> list[Path]:
     return files
 
 
-def _read_lines(path: Path) -> Iterator[str]:
+def read_lines(path: Path) -> Iterator[str]:
     """Yield the lines of `path` (gzip if it ends in .gz) without their line ending.
 
     The file is read as bytes and each line decoded on its own, so a bad byte is reported
@@ -86,7 +86,7 @@ def _read_lines(path: Path) -> Iterator[str]:
 
 def _read_pair(src_path: Path, tgt_path: Path, name: str) -> Iterator[tuple[str, str]]:
     """Zip two line-aligned files, failing as soon as one ends before the other."""
-    src_lines, tgt_lines = _read_lines(src_path), _read_lines(tgt_path)
+    src_lines, tgt_lines = read_lines(src_path), read_lines(tgt_path)
     count = 0
     for src in src_lines:
         tgt = next(tgt_lines, None)
@@ -111,7 +111,7 @@ def _mismatch(
 
 def _read_tsv(path: Path) -> Iterator[tuple[str, str]]:
     """Split each ``source<TAB>target`` line of one file."""
-    for line_number, line in enumerate(_read_lines(path), start=1):
+    for line_number, line in enumerate(read_lines(path), start=1):
         tabs = line.count("\t")
         if tabs != 1:
             raise UserError(

@@ -206,9 +206,9 @@ def repeated_ngrams(history: Tensor, n: int, vocab: int) -> Tensor:
     """history (R, t) -> (R, V) bool: True for each token that would complete an n-gram
     already in its row (the row's last n-1 tokens followed by that token)."""
     rows, length = history.shape
-    banned = torch.zeros(rows, vocab, device=history.device)
     if n <= 0 or length < n:
-        return banned.bool()
+        return torch.zeros(rows, vocab, dtype=torch.bool, device=history.device)
+    banned = torch.zeros(rows, vocab, device=history.device)
     ngrams = history.unfold(1, n, 1)  # (R, t-n+1, n)
     prefix = history[:, length - n + 1 :]  # (R, n-1)
     same_prefix = (ngrams[:, :, :-1] == prefix.unsqueeze(1)).all(-1)  # (R, t-n+1)

@@ -11,6 +11,7 @@ from attnmt.config import SplitPaths
 from attnmt.data import load_corpus, read_parallel
 from attnmt.device import resolve_device, resolve_precision
 from attnmt.evaluate import corpus_loss, corpus_metrics, detokenize, translate_corpus
+from attnmt.fileio import write_text_atomic
 from attnmt.tokenize import load_tokenizers
 
 
@@ -42,7 +43,7 @@ def run(args: argparse.Namespace) -> int:
     loss = corpus_loss(model, corpus, config.train.batch_tokens, device, dtype)
     scores.update(ppl=loss.ppl, sentences=len(hypotheses), beam=decode_config.beam)
     if args.output:
-        Path(args.output).write_text("".join(h + "\n" for h in hypotheses), encoding="utf-8")
+        write_text_atomic(Path(args.output), "".join(h + "\n" for h in hypotheses))
     if args.json:
         print(json.dumps(scores))
     else:

@@ -14,7 +14,7 @@ from typing import Any, BinaryIO
 import numpy as np
 import torch
 
-from attnmt.data import _read_lines
+from attnmt.data import read_lines
 from attnmt.errors import UserError
 from attnmt.fileio import atomic_write
 from attnmt.translator import Translation, Translator
@@ -253,7 +253,7 @@ def input_lines(name: str | None) -> Iterator[str]:
     path = Path(name)
     if not path.is_file():
         raise UserError(f"--input: {'a directory' if path.is_dir() else 'file not found'}: {path}")
-    return _read_lines(path)
+    return read_lines(path)
 
 
 def run(args: argparse.Namespace) -> int:
