@@ -22,6 +22,8 @@ COMMANDS = {
     "evaluate": "evaluate",
     "data": "data",
     "config": "config",
+    "plot": "plot",
+    "compare": "compare",
     "translate": "translate",
     "chat": "chat",
 }

@@ -103,6 +103,8 @@ td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; }
 .note { color: #777; font-style: italic; }
 .grid td { text-align: center; }
+.grid img { max-width: none; }
+.scroll { overflow-x: auto; }
 figcaption { font-size: .9em; color: #444; }
 pre { background: #f5f5f5; padding: .6em; white-space: pre-wrap; }
 """
@@ -221,18 +223,24 @@ def _example_cell(run: RunResult, index: int) -> str:
 
 
 def _heatmaps(runs: Sequence[RunResult]) -> str:
+    """One row per run, one column per sentence, so that any number of runs fits; the
+    heatmaps keep their natural size and the table scrolls sideways when it is wide."""
     count = min(MAX_EXAMPLES, max(len(run.examples) for run in runs))
     if count == 0:
         return '<p class="note">No example sentences.</p>'
-    rows = []
+    head = ["<th>Run</th>"]
     for index in range(count):
         sources = [run.examples[index].src_tokens for run in runs if index < len(run.examples)]
         header = f"Sentence {index + 1}<br>{_e(_sentence(sources[0]))}"
         if any(source != sources[0] for source in sources):
             header += '<br><span class="note">(runs translated different sources here)</span>'
-        rows.append([f"<th>{header}</th>", *(_example_cell(run, index) for run in runs)])
-    table = _table(["Sentence", *(run.name for run in runs)], rows)
-    return table.replace("<table>", '<table class="grid">', 1)
+        head.append(f"<th>{header}</th>")
+    body = "".join(
+        f"<tr><th>{_e(run.name)}</th>{''.join(_example_cell(run, i) for i in range(count))}</tr>"
+        for run in runs
+    )
+    table = f'<table class="grid"><thead><tr>{"".join(head)}</tr></thead><tbody>{body}</tbody>'
+    return f'<div class="scroll">{table}</table></div>'
 
 
 def _curves(runs: Sequence[RunResult]) -> str:
@@ -258,12 +266,23 @@ SECTIONS = (  # (anchor, heading) of each section, in page order
 )
 
 
+def _notes(notes: Sequence[str]) -> str:
+    """How the numbers were measured, as a list under the summary table."""
+    if not notes:
+        return ""
+    return '<ul class="note">' + "".join(f"<li>{_e(note)}</li>" for note in notes) + "</ul>"
+
+
 def render_html(
-    runs: Sequence[RunResult], command: str, date: datetime, title: str = "attnmt report"
+    runs: Sequence[RunResult],
+    command: str,
+    date: datetime,
+    title: str = "attnmt report",
+    notes: Sequence[str] = (),
 ) -> str:
-    """The whole report page as one string."""
+    """The whole report page as one string; `notes` (plain text) follow the summary."""
     bodies = [
-        _summary(runs),
+        _summary(runs) + _notes(notes),
         _by_length(runs),
         _attention_stats(runs),
         _heatmaps(runs),
@@ -345,6 +364,7 @@ def write_report(
     command: str,
     date: datetime | None = None,
     title: str = "attnmt report",
+    notes: Sequence[str] = (),
 ) -> Path:
     """Write report.html, results.json and results.csv for `runs` into `out_dir`.
 
@@ -354,6 +374,7 @@ def write_report(
         command: the command line that made the report, shown at the end of it.
         date: when it was made; now (local time) by default.
         title: the page title.
+        notes: plain-text remarks shown under the summary table (how numbers were made).
 
     Returns:
         The path of report.html.
@@ -368,5 +389,5 @@ def write_report(
     write_bytes_atomic(out_dir / "results.json", results_json(runs, command, date).encode("utf-8"))
     write_bytes_atomic(out_dir / "results.csv", results_csv(runs).encode("utf-8"))
     report = out_dir / "report.html"
-    write_bytes_atomic(report, render_html(runs, command, date, title).encode("utf-8"))
+    write_bytes_atomic(report, render_html(runs, command, date, title, notes).encode("utf-8"))
     return report
