@@ -72,6 +72,7 @@ from attnmt.plot import read_metrics
 from attnmt.report import Example, RunResult, write_report
 from attnmt.search import Hypothesis, decode
 from attnmt.study import (
+    LENGTH_EDGES,
     attention_entropy,
     bleu_by_length,
     merge_labels,
@@ -97,7 +98,7 @@ def study_pair(rng: random.Random, max_clauses: int = MAX_CLAUSES) -> tuple[str,
 
     Each clause is reordered as in :mod:`attnmt.synthetic` (SVO -> SOV and the rest);
     the clauses keep their order. So the alignment stays local, but sources run from 5
-    to about 50 words, and a model that must squeeze the whole source into one vector
+    to 50 words, and a model that must squeeze the whole source into one vector
     (no attention) has to carry up to three clauses at once.
     """
     clauses = [sentence_pair(rng) for _ in range(rng.randint(1, max_clauses))]
@@ -476,8 +477,19 @@ def example_indices(src_lengths: Sequence[int], quantiles: Sequence[float]) -> l
     return chosen
 
 
+def length_edges(src_lengths: Sequence[int]) -> list[int]:
+    """The standard bucket edges (study.LENGTH_EDGES) up to the longest source, so the
+    last, open bucket holds sentences and no empty buckets trail behind it."""
+    longest = max(src_lengths, default=0)
+    return [edge for edge in LENGTH_EDGES if edge <= longest] or [LENGTH_EDGES[0]]
+
+
 def describe(config: Config) -> dict[str, Any]:
-    """The model keys that tell the compared runs apart, for the report's Config column."""
+    """The model keys that tell the compared runs apart, for the report's Config column.
+
+    The decoder and its attention are always named; the encoder keys only where they
+    differ from the defaults (a unidirectional encoder, a reversed source).
+    """
     model = config.model
     described: dict[str, Any] = {"decoder": model.decoder}
     if model.decoder == "none":
@@ -490,8 +502,10 @@ def describe(config: Config) -> dict[str, Any]:
             described["window_half_width"] = model.attention.window_half_width
         if model.decoder == "luong":
             described["input_feeding"] = model.input_feeding
-    described["bidirectional"] = model.bidirectional
-    described["reverse_source"] = model.reverse_source
+    if not model.bidirectional:
+        described["bidirectional"] = False
+    if model.reverse_source:
+        described["reverse_source"] = True
     return described
 
 
@@ -544,6 +558,7 @@ def evaluate_run(
     examples: Sequence[int],
     beam: int = 1,
     device: str = "cpu",
+    edges: Sequence[int] = LENGTH_EDGES,
 ) -> RunResult:
     """Every number and picture of the report for one run, on the test set `test`.
 
@@ -551,11 +566,16 @@ def evaluate_run(
     """
     run = load_run(run_dir, device)
     with torch_threads(run.config.train.threads):
-        return _evaluate(name, run, test, examples, beam)
+        return _evaluate(name, run, test, examples, beam, edges)
 
 
 def _evaluate(
-    name: str, run: LoadedRun, test: SplitPaths, examples: Sequence[int], beam: int
+    name: str,
+    run: LoadedRun,
+    test: SplitPaths,
+    examples: Sequence[int],
+    beam: int,
+    edges: Sequence[int],
 ) -> RunResult:
     run_dir = run.run_dir
     config = run.config
@@ -590,7 +610,9 @@ def _evaluate(
         decode_sents_per_s=len(pairs) / max(decode_seconds, 1e-9),
         peak_memory_mb=record.peak_memory_mb if record else None,
         wall_time_s=progress.get("elapsed"),
-        bleu_by_length=bleu_by_length([len(s.split()) for s in sources], hypotheses, references),
+        bleu_by_length=bleu_by_length(
+            [len(s.split()) for s in sources], hypotheses, references, edges
+        ),
         attention_entropy=_statistic(attention_entropy, rows),
         monotonicity=_statistic(monotonicity, rows),
         history=read_metrics(run_dir / "metrics.jsonl")
@@ -723,12 +745,16 @@ def compare(settings: CompareSettings) -> Path:
     sources = [source for source, _ in read_parallel(test, "test")]
     if not sources:
         raise UserError("the test set is empty")
-    examples = example_indices([len(s.split()) for s in sources], EXAMPLE_QUANTILES)
+    lengths = [len(source.split()) for source in sources]
+    examples = example_indices(lengths, EXAMPLE_QUANTILES)
+    edges = length_edges(lengths)
     results = []
     for item in inputs:
         settings.log(f"evaluating {item.name} on {len(sources)} test sentences")
         results.append(
-            evaluate_run(item.name, item.run_dir, test, examples, settings.beam, settings.device)
+            evaluate_run(
+                item.name, item.run_dir, test, examples, settings.beam, settings.device, edges
+            )
         )
     title = f"attnmt compare: {len(results)} runs"
     notes = report_notes(test, len(sources), settings.beam, task, settings.minutes)

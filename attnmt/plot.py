@@ -255,6 +255,15 @@ def time_unit(seconds: float) -> tuple[float, str]:
     return 1.0, "s"
 
 
+LINESTYLES = ("-", "--", ":", "-.")  # after ten runs the colours repeat with a new line style
+LEGEND_INSIDE_MAX = 4  # more runs than this: the BLEU-by-length legend goes outside
+
+
+def run_style(index: int) -> tuple[str, str]:
+    """(colour, line style) of the run at `index`, distinct for the first 40 runs."""
+    return f"C{index % 10}", LINESTYLES[index // 10 % len(LINESTYLES)]
+
+
 def _legend_label(name: str) -> str:
     """A run name as legend text: "$" is literal, not the start of a formula."""
     return name.replace("$", r"\$")
@@ -279,7 +288,8 @@ def _curve_panel(
             (lines[name],) = ax.plot(
                 [v / scale for v in xs],
                 ys,
-                color=f"C{i % 10}",  # the run's colour, the same in every panel
+                color=run_style(i)[0],  # the run's colour and line, the same in every panel
+                linestyle=run_style(i)[1],
                 label=_legend_label(name),
                 marker="." if split == "dev" else "",
                 linewidth=1.2,
@@ -333,7 +343,9 @@ def bleu_by_length_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Fi
         for row in rows:
             buckets[row["bucket"]] = row["low"]
     labels = sorted(buckets, key=buckets.__getitem__)
-    fig = Figure(figsize=(max(5.0, 1.0 + 0.8 * len(labels)), 3.8), layout="constrained")
+    outside = len(runs) > LEGEND_INSIDE_MAX  # many runs: the legend goes right of the plot
+    width = max(5.0, 1.0 + 0.8 * len(labels)) + (2.4 if outside else 0.0)
+    fig = Figure(figsize=(width, 3.8), layout="constrained")
     ax = fig.add_subplot()
     for i, (name, rows) in enumerate(runs.items()):
         by_label = {row["bucket"]: row.get("bleu") for row in rows}
@@ -342,14 +354,17 @@ def bleu_by_length_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Fi
             range(len(labels)),
             [np.nan if y is None else y for y in ys],
             marker="o",
-            color=f"C{i % 10}",
+            color=run_style(i)[0],
+            linestyle=run_style(i)[1],
             label=_legend_label(name),
         )
     ax.set_xticks(range(len(labels)), labels, parse_math=False)
     ax.set_xlabel("source length (tokens)")
     ax.set_ylabel("BLEU")
     ax.grid(alpha=0.3)
-    if runs:
+    if outside:
+        fig.legend(loc="outside right upper", fontsize=8)
+    elif runs:
         ax.legend(fontsize=8)
     return fig
 

@@ -31,12 +31,13 @@ from matplotlib.figure import Figure
 
 from attnmt.fileio import write_bytes_atomic
 from attnmt.plot import (
+    ANNOTATE_BELOW,
     attention_figure,
     bleu_by_length_figure,
     curves_figure,
     figure_bytes,
 )
-from attnmt.study import WORD_START
+from attnmt.study import WORD_START, as_matrix
 
 MAX_EXAMPLES = 3  # sentences shown per run in the heatmap grid
 
@@ -102,9 +103,11 @@ th { background: #f5f5f5; text-align: left; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
 img { max-width: 100%; height: auto; }
 .note { color: #777; font-style: italic; }
-.grid td { text-align: center; }
-.grid img { max-width: none; }
-.scroll { overflow-x: auto; }
+.grid td { text-align: left; }
+.heatmaps { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; }
+.heatmaps figure { margin: 0; width: min-content; } .heatmaps figure.text { width: 18em; }
+.heatmaps img { max-width: none; }  /* at most about 1050 px: see COMPACT_SCALE */
+.run { font-weight: 600; margin-bottom: .3em; }
 figcaption { font-size: .9em; color: #444; }
 pre { background: #f5f5f5; padding: .6em; white-space: pre-wrap; }
 """
@@ -169,20 +172,26 @@ def _bucket_labels(runs: Sequence[RunResult]) -> list[str]:
 
 
 def _by_length(runs: Sequence[RunResult]) -> str:
+    """The figure, then a table with one row per run and one column per length bucket
+    (the heading gives the bucket's sentence count), which fits any number of runs."""
     labels = _bucket_labels(runs)
     if not labels:
         return '<p class="note">No run has BLEU by source length.</p>'
     figure = bleu_by_length_figure({run.name: run.bleu_by_length for run in runs})
-    rows = []
+    by_run = [{row["bucket"]: row for row in run.bleu_by_length} for run in runs]
+    header = ["Run"]
     for label in labels:
-        found = [{r["bucket"]: r for r in run.bleu_by_length}.get(label) for run in runs]
-        counts = sorted({row["count"] for row in found if row is not None})
-        cells = [
-            _cell(None if row is None or row["bleu"] is None else row, _bleu_chrf) for row in found
-        ]
-        rows.append([f"<th>{_e(label)}</th>", _cell(" / ".join(map(str, counts))), *cells])
-    header = ["Source length", "Sentences", *(f"{run.name}: BLEU / chrF" for run in runs)]
-    return _image(figure, "BLEU by source length") + _table(header, rows)
+        counts = sorted({rows[label]["count"] for rows in by_run if label in rows})
+        header.append(f"{label} ({' / '.join(map(str, counts))} sentences)")
+    table_rows = []
+    for run, rows in zip(runs, by_run, strict=True):
+        cells = []
+        for label in labels:
+            row = rows.get(label)
+            cells.append(_cell(None if row is None or row["bleu"] is None else row, _bleu_chrf))
+        table_rows.append([f"<th>{_e(run.name)}</th>", *cells])
+    note = '<p class="note">Each cell: BLEU / chrF of the sentences in that bucket.</p>'
+    return _image(figure, "BLEU by source length") + note + _table(header, table_rows)
 
 
 def _bleu_chrf(row: dict[str, Any]) -> str:
@@ -208,39 +217,52 @@ def _attention_stats(runs: Sequence[RunResult]) -> str:
     return explain + _table(["Run", "Attention entropy (nats)", "Monotonicity"], rows)
 
 
-def _example_cell(run: RunResult, index: int) -> str:
-    """One grid cell: run `run`'s heatmap of sentence `index`, or a note why there is none."""
+COMPACT_SCALE = 0.5  # large heatmaps in the report: this much of the natural size
+
+
+def _compact(fig: Figure, rows: int, columns: int) -> Figure:
+    """Shrink a heatmap too large for cell annotations: the cells get smaller, the labels
+    keep their point size, so several runs' heatmaps fit side by side and stay legible."""
+    if max(rows, columns) > ANNOTATE_BELOW:
+        width, height = fig.get_size_inches()
+        fig.set_size_inches(width * COMPACT_SCALE, height * COMPACT_SCALE)
+    return fig
+
+
+def _example_figure(run: RunResult, index: int) -> str:
+    """Run `run`'s heatmap of sentence `index` with the run's output, or a note why none."""
+    name = f'<div class="run">{_e(run.name)}</div>'
     if index >= len(run.examples):
-        return '<td><p class="note">No example.</p></td>'
+        return f'<figure class="text">{name}<p class="note">No example.</p></figure>'
     example = run.examples[index]
     caption = f"<figcaption>{_e(_sentence(example.tgt_tokens))}</figcaption>"
     if example.weights is None:
         note = '<p class="note">No attention: this model has no attention weights.</p>'
-        return f"<td><figure>{note}{caption}</figure></td>"
-    fig = attention_figure(example.src_tokens, example.tgt_tokens, example.weights)
+        return f'<figure class="text">{name}{note}{caption}</figure>'
+    matrix = as_matrix(example.weights)  # (T, S) or (T + 1, S)
+    fig = _compact(attention_figure(example.src_tokens, example.tgt_tokens, matrix), *matrix.shape)
     image = _image(fig, f"attention of {run.name} on sentence {index + 1}", dpi=80)
-    return f"<td><figure>{image}{caption}</figure></td>"
+    return f"<figure>{name}{image}{caption}</figure>"
 
 
 def _heatmaps(runs: Sequence[RunResult]) -> str:
-    """One row per run, one column per sentence, so that any number of runs fits; the
-    heatmaps keep their natural size and the table scrolls sideways when it is wide."""
+    """One table per sentence: its source as the heading, then every run's heatmap of it,
+    side by side and wrapping, so the runs are compared on the same sentence."""
     count = min(MAX_EXAMPLES, max(len(run.examples) for run in runs))
     if count == 0:
         return '<p class="note">No example sentences.</p>'
-    head = ["<th>Run</th>"]
+    tables = []
     for index in range(count):
         sources = [run.examples[index].src_tokens for run in runs if index < len(run.examples)]
         header = f"Sentence {index + 1}<br>{_e(_sentence(sources[0]))}"
         if any(source != sources[0] for source in sources):
             header += '<br><span class="note">(runs translated different sources here)</span>'
-        head.append(f"<th>{header}</th>")
-    body = "".join(
-        f"<tr><th>{_e(run.name)}</th>{''.join(_example_cell(run, i) for i in range(count))}</tr>"
-        for run in runs
-    )
-    table = f'<table class="grid"><thead><tr>{"".join(head)}</tr></thead><tbody>{body}</tbody>'
-    return f'<div class="scroll">{table}</table></div>'
+        figures = "".join(_example_figure(run, index) for run in runs)
+        tables.append(
+            f'<table class="grid"><thead><tr><th>{header}</th></tr></thead>'
+            f'<tbody><tr><td><div class="heatmaps">{figures}</div></td></tr></tbody></table>'
+        )
+    return "\n".join(tables)
 
 
 def _curves(runs: Sequence[RunResult]) -> str:

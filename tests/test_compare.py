@@ -21,6 +21,7 @@ from attnmt.compare import (
     attention_rows,
     compare,
     example_indices,
+    length_edges,
     resolved_config,
     study_pair,
     synthetic_task,
@@ -235,3 +236,9 @@ def test_user_mistakes_are_one_line(
     assert main([*args[:3], str(tmp_path / "r"), *args[4:]]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and fragment in lines[0]
+
+
+def test_length_buckets_end_at_the_longest_source() -> None:
+    assert length_edges([3, 12, 48]) == [0, 10, 20, 30, 40]  # the last bucket, 40+, holds 48
+    assert length_edges([3, 40]) == [0, 10, 20, 30, 40]
+    assert length_edges([5]) == [0]  # one open bucket
