@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Pinned for dev and CI: on the project machines this resolves to a local CPU wheel.
 TORCH ?= torch==2.13.0
 
-.PHONY: quickstart test lint typecheck unit install clean
+.PHONY: quickstart test study lint typecheck unit install clean
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -17,6 +17,10 @@ install: $(BIN)/.installed
 
 quickstart: $(BIN)/.installed
 	$(BIN)/attnmt quickstart
+
+# The attention study on the synthetic task (~12 min on 2 CPU cores); report in report/.
+study: $(BIN)/.installed
+	$(BIN)/attnmt compare configs/study/*.yaml --out report
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check attnmt tests benchmarks
