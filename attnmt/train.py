@@ -240,7 +240,15 @@ class Trainer:
                         self._record(
                             {"split": "train", "loss": loss, "lr": lr, "tgt_tokens_per_s": rate}
                         )
-                        bar.set_postfix(loss=f"{loss:.3f}", lr=f"{lr:.2e}", tok_s=f"{rate:,.0f}")
+                        postfix = {
+                            "loss": f"{loss:.3f}",
+                            "lr": f"{lr:.2e}",
+                            "tok/s": f"{rate:,.0f}",
+                        }
+                        if budget < float("inf"):  # the time budget, not max_steps, ends the run
+                            left = max(budget - self.progress.elapsed, 0)
+                            postfix["eta"] = f"{int(left // 60)}:{int(left % 60):02d}"
+                        bar.set_postfix(postfix)
                         window_tokens, window_start = 0, time.perf_counter()
                     if step % train.validate_every == 0 and self._validate_and_save():
                         reason = "early stopping"
