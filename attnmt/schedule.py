@@ -5,7 +5,10 @@ After it:
 
 - ``constant``:     lr
 - ``inverse_sqrt``: lr · sqrt(w / s)                          (Vaswani et al. 2017, eq. 3)
-- ``cosine``:       lr · ½ (1 + cos(π (s − w) / (N − w)))      (Loshchilov & Hutter 2017)
+- ``cosine``:       lr · ½ (1 + cos(π p)),  p = (s − w) / (N − w)   (Loshchilov & Hutter 2017)
+                    With a time budget T (`train.max_minutes`), p is the larger of that
+                    and the share of T used, so the rate reaches 0 when the first budget
+                    runs out.
 - ``plateau``:      lr · f, where f halves after `patience` validations without improvement
                     (never below 1/1000)
 
@@ -30,6 +33,7 @@ class LRSchedule:
         warmup_steps: int,
         max_steps: int,
         plateau_patience: int = 2,
+        max_seconds: float | None = None,
     ) -> None:
         if kind not in ("constant", "inverse_sqrt", "cosine", "plateau"):
             raise ValueError(f"unknown schedule {kind!r}")
@@ -38,25 +42,29 @@ class LRSchedule:
         self.peak_lr = peak_lr
         self.warmup_steps = warmup_steps
         self.max_steps = max_steps
+        self.max_seconds = max_seconds
         self.plateau_patience = plateau_patience
         self.factor = 1.0  # plateau reduction so far
         self.best: float | None = None
         self.bad_validations = 0
 
-    def lr_at(self, step: int) -> float:
-        """The learning rate for optimizer step `step` (1-based)."""
+    def lr_at(self, step: int, elapsed: float = 0.0) -> float:
+        """The learning rate for optimizer step `step` (1-based), `elapsed` seconds in."""
         warmup = self.warmup_steps
         if step <= warmup:
             return self.peak_lr * step / warmup
         if self.kind == "inverse_sqrt":
             return self.peak_lr * math.sqrt(max(warmup, 1) / step)
         if self.kind == "cosine":
-            progress = min(1.0, (step - warmup) / max(1, self.max_steps - warmup))
+            progress = (step - warmup) / max(1, self.max_steps - warmup)
+            if self.max_seconds:
+                progress = max(progress, elapsed / self.max_seconds)
+            progress = min(1.0, progress)
             return self.peak_lr * 0.5 * (1 + math.cos(math.pi * progress))
         return self.peak_lr * self.factor
 
-    def apply(self, step: int) -> float:
-        lr = self.lr_at(step)
+    def apply(self, step: int, elapsed: float = 0.0) -> float:
+        lr = self.lr_at(step, elapsed)
         for group in self.optimizer.param_groups:
             group["lr"] = lr
         return lr

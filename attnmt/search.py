@@ -230,18 +230,27 @@ def constrain(
     bounds; special = (eos_id, bos_id, pad_id). PAD and BOS are never output; EOS is
     blocked while t < shortest; at t = longest only EOS is allowed. If the rules leave a
     row nothing (repeats forbid every token), EOS is allowed, so each row can finish.
+
+    Only the columns and rows a rule touches are written, in place when `log_probs` is
+    contiguous; a full (R, V) mask is built only for no-repeat-ngram blocking.
     """
     eos_id, bos_id, pad_id = special
     t = history.size(1)
-    blocked = repeated_ngrams(history, no_repeat_ngram, log_probs.size(1))  # (R, V)
-    blocked[:, [bos_id, pad_id]] = True
-    blocked[:, eos_id] = t < shortest
+    log_probs = log_probs.contiguous()  # a fresh model output is written in place
+    eos = log_probs[:, eos_id].clone()  # (R,): EOS follows its own rules below
+    if no_repeat_ngram > 0:
+        log_probs.masked_fill_(
+            repeated_ngrams(history, no_repeat_ngram, log_probs.size(1)), NEG_INF
+        )
+    log_probs[:, [bos_id, pad_id, eos_id]] = NEG_INF
     at_longest = t >= longest  # (R,)
-    blocked[at_longest] = True
-    blocked[:, eos_id] &= ~at_longest
-    stuck = blocked.all(1)  # (R,)
-    blocked[:, eos_id] &= ~stuck
-    return log_probs.masked_fill(blocked, NEG_INF)
+    if bool(at_longest.any()):
+        log_probs[at_longest] = NEG_INF
+    allow_eos = at_longest | (t >= shortest)
+    if no_repeat_ngram > 0:  # stuck: no token left, so EOS is allowed after all
+        allow_eos |= torch.isneginf(log_probs).all(1)
+    log_probs[:, eos_id] = eos.masked_fill(~allow_eos, NEG_INF)
+    return log_probs
 
 
 # ---------------------------------------------------------------------------
@@ -296,10 +305,9 @@ def finish(
     ranks = ranks + coverage_penalty(paths.attention, lengths, beta)  # (R,)
     hypotheses = []
     columns = (paths.tokens.tolist(), paths.scores.tolist(), ranks.tolist(), lengths.tolist())
+    weights = paths.attention.float() if paths.attention is not None else None  # (R, |Y|, S)
     for r, (tokens, score, rank, src_len) in enumerate(zip(*columns, strict=True)):
-        attention = None
-        if paths.attention is not None:
-            attention = paths.attention[r, :, :src_len].float().clone()  # (|Y|, S_real)
+        attention = weights[r, :, :src_len].clone() if weights is not None else None
         hypotheses.append(Hypothesis(tokens[:-1], score, attention, rank))
     return hypotheses, ranks.float()
 
@@ -363,6 +371,15 @@ def _collect(
     for hypothesis, b in zip(hypotheses, ended.sentence.tolist(), strict=True):
         results[b].append(hypothesis)
     return ranks
+
+
+def worth_pruning(done: Tensor) -> bool:
+    """Prune when at least a quarter of the rows (or sentences) are done, or all are.
+
+    Pruning copies the encoder output, keys and state of every live row, so doing it
+    each time one sentence ends costs more than stepping a few finished rows along."""
+    count = int(done.sum())
+    return count > 0 and (count == len(done) or 4 * count >= len(done))
 
 
 # ---------------------------------------------------------------------------
@@ -471,21 +488,25 @@ def _decode_rows(
     results: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
     with _inference(model):
         paths, enc, state = _start(model, src, src_lengths, copies)
+        finished = torch.zeros(len(paths.sentence), dtype=torch.bool, device=src.device)
         while len(paths.sentence):
             log_probs, attn, state = _step(model, paths, enc, state, rules)
             tokens = choose(log_probs)  # (R,)
             scores = paths.scores + log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1)
             every = torch.arange(len(tokens), device=tokens.device)
             paths = paths.extend(every, tokens, scores, attn)
-            ended = tokens == model.eos_id
-            if ended.any():  # move finished rows out, prune them from every tensor
+            ended = (tokens == model.eos_id) & ~finished
+            if ended.any():  # move finished rows out
                 _collect(results, paths.select(ended.nonzero().squeeze(1)), lengths, alpha, beta)
-                keep = (~ended).nonzero().squeeze(1)
+                finished |= ended
+            if worth_pruning(finished):  # and drop them from every tensor
+                keep = (~finished).nonzero().squeeze(1)
                 paths, enc, state = (
                     paths.select(keep),
                     enc.index_select(keep),
                     state.index_select(keep),
                 )
+                finished = finished[keep]
     return [best_first(hypotheses, copies) for hypotheses in results]
 
 
@@ -543,7 +564,7 @@ def beam_search(
             paths = paths.extend(origin, tokens, scores, attn)  # (N*K,) rows
             state = state.index_select(origin)  # enc is the same for all of a sentence's beams
             done = no_better_to_come(paths, kept, rules.longest, beam, alpha)  # (N,)
-            if done.any():  # prune finished sentences
+            if worth_pruning(done):  # drop finished sentences from every tensor
                 keep = (~done).nonzero().squeeze(1)  # (N',)
                 rows = (keep.unsqueeze(1) * beam + torch.arange(beam, device=keep.device)).view(-1)
                 paths, enc, state = (
@@ -552,6 +573,8 @@ def beam_search(
                     state.index_select(rows),
                 )
                 kept = kept.index_select(0, keep)
+            elif done.any():  # too few to prune yet: freeze them, they add nothing more
+                paths.scores.view(-1, beam)[done] = NEG_INF
     return [best_first(hypotheses, n_best) for hypotheses in results]
 
 

@@ -142,7 +142,12 @@ class Trainer:
             self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay
         )
         self.schedule = LRSchedule(
-            self.optimizer, train.schedule, train.lr, train.warmup_steps, train.max_steps
+            self.optimizer,
+            train.schedule,
+            train.lr,
+            train.warmup_steps,
+            train.max_steps,
+            max_seconds=train.max_minutes * 60 if train.max_minutes else None,
         )
         self.sampler = BatchSampler(
             self.train_data.src_lengths,
@@ -281,7 +286,7 @@ class Trainer:
         """One optimizer step; returns the mean loss per target token and the token count."""
         train = self.config.train
         self.model.train()
-        self.schedule.apply(self.progress.step + 1)
+        self.schedule.apply(self.progress.step + 1, self.progress.elapsed)
         batch = batch.to(self.device)
         tokens = batch.n_tgt_tokens
         with autocast(self.device, self.dtype):

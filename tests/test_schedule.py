@@ -54,3 +54,11 @@ def test_plateau_halves_after_patience_and_round_trips() -> None:
     other.validated(0.0, True)
     other.validated(0.0, True)
     assert other.lr_at(50) == pytest.approx(2.0)  # only plateau reacts
+
+
+def test_cosine_follows_the_time_budget_when_it_binds() -> None:
+    optimizer = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=1.0)
+    s = LRSchedule(optimizer, "cosine", 2.0, warmup_steps=0, max_steps=10_000, max_seconds=100)
+    assert s.lr_at(10, elapsed=50.0) == pytest.approx(1.0)  # half the time: half the rate
+    assert s.lr_at(10, elapsed=100.0) == pytest.approx(0.0, abs=1e-12)
+    assert s.lr_at(9_000, elapsed=1.0) < s.lr_at(10, elapsed=1.0)  # steps still count
