@@ -79,7 +79,7 @@ from attnmt.study import (
     monotonicity,
     word_attention,
 )
-from attnmt.synthetic import sentence_pair
+from attnmt.synthetic import make_splits, sentence_pair
 from attnmt.tokenize import Tokenizer, load_tokenizers, merge_pieces
 
 ROOT = Path(__file__).resolve().parent.parent  # the repository root (editable install)
@@ -107,19 +107,6 @@ def study_pair(rng: random.Random, max_clauses: int = MAX_CLAUSES) -> tuple[str,
     return source, target
 
 
-def study_pairs(count: int, seed: int, exclude: set[str] | None = None) -> list[tuple[str, str]]:
-    """`count` distinct study pairs whose sources are not in `exclude`."""
-    rng = random.Random(seed)
-    seen = set(exclude or ())
-    pairs: list[tuple[str, str]] = []
-    while len(pairs) < count:
-        source, target = study_pair(rng)
-        if source not in seen:
-            seen.add(source)
-            pairs.append((source, target))
-    return pairs
-
-
 def write_study_task(
     directory: Path, train: int = 20_000, dev: int = 300, test: int = 600, seed: int = 13
 ) -> dict[str, SplitPaths]:
@@ -136,13 +123,7 @@ def write_study_task(
     wanted = {"task": "study", "seed": seed, **sizes}
     if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")) == wanted:
         return paths
-    held_out = study_pairs(dev + test, seed + 1)
-    splits = {
-        "train": study_pairs(train, seed, exclude={s for s, _ in held_out}),
-        "dev": held_out[:dev],
-        "test": held_out[dev:],
-    }
-    for name, pairs in splits.items():
+    for name, pairs in make_splits(train, dev, test, seed, study_pair).items():
         src, tgt = files[name]
         write_text_atomic(src, "".join(s + "\n" for s, _ in pairs))
         write_text_atomic(tgt, "".join(t + "\n" for _, t in pairs))

@@ -20,8 +20,11 @@ given seed and needs nothing from the network.
 from __future__ import annotations
 
 import random
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
+
+from attnmt.fileio import write_text_atomic
 
 NOUNS = {
     "dog": "inu", "cat": "neko", "house": "ie", "tree": "ki", "bird": "tori",
@@ -79,17 +82,31 @@ def sentence_pair(rng: random.Random, max_adjectives: int = 2) -> tuple[str, str
     return " ".join(source), " ".join(target)
 
 
-def generate(count: int, seed: int, exclude: set[str] | None = None) -> list[tuple[str, str]]:
-    """`count` distinct pairs whose sources are not in `exclude`."""
+PairMaker = Callable[[random.Random], tuple[str, str]]
+
+
+def generate(
+    count: int, seed: int, exclude: set[str] | None = None, make_pair: PairMaker = sentence_pair
+) -> list[tuple[str, str]]:
+    """`count` distinct pairs from `make_pair` whose sources are not in `exclude`."""
     rng = random.Random(seed)
     seen = set(exclude or ())
     pairs: list[tuple[str, str]] = []
     while len(pairs) < count:
-        source, target = sentence_pair(rng)
+        source, target = make_pair(rng)
         if source not in seen:
             seen.add(source)
             pairs.append((source, target))
     return pairs
+
+
+def make_splits(
+    train: int, dev: int, test: int, seed: int, make_pair: PairMaker = sentence_pair
+) -> dict[str, list[tuple[str, str]]]:
+    """Train, dev and test pairs; no source repeats across splits."""
+    held_out = generate(dev + test, seed + 1, make_pair=make_pair)
+    train_pairs = generate(train, seed, {s for s, _ in held_out}, make_pair)
+    return {"train": train_pairs, "dev": held_out[:dev], "test": held_out[dev:]}
 
 
 def write_task(
@@ -97,14 +114,10 @@ def write_task(
 ) -> dict[str, tuple[Path, Path]]:
     """Write train/dev/test splits as `{split}.src` / `{split}.tgt`; no source repeats
     across splits. Returns the paths per split."""
-    directory.mkdir(parents=True, exist_ok=True)
-    held_out = generate(dev + test, seed + 1)
-    train_pairs = generate(train, seed, exclude={s for s, _ in held_out})
-    splits = {"train": train_pairs, "dev": held_out[:dev], "test": held_out[dev:]}
     paths: dict[str, tuple[Path, Path]] = {}
-    for name, pairs in splits.items():
+    for name, pairs in make_splits(train, dev, test, seed).items():
         src, tgt = directory / f"{name}.src", directory / f"{name}.tgt"
-        src.write_text("".join(s + "\n" for s, _ in pairs), encoding="utf-8")
-        tgt.write_text("".join(t + "\n" for _, t in pairs), encoding="utf-8")
+        write_text_atomic(src, "".join(s + "\n" for s, _ in pairs))
+        write_text_atomic(tgt, "".join(t + "\n" for _, t in pairs))
         paths[name] = (src, tgt)
     return paths
