@@ -1,8 +1,9 @@
 """attnmt: sequence-to-sequence models with every classic attention variant."""
 
 from attnmt.config import Config, ConfigError, load_config
-from attnmt.model import Seq2Seq, build_model
-from attnmt.translator import Translation, Translator
+from attnmt.models.build import build_model
+from attnmt.models.seq2seq import Seq2Seq
+from attnmt.translate.translator import Translation, Translator
 
 __all__ = [
     "Config",

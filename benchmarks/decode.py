@@ -30,11 +30,11 @@ from typing import cast
 import torch
 
 from attnmt.config import SplitPaths
-from attnmt.data import read_parallel
+from attnmt.data.text import read_parallel
 from attnmt.errors import UserError
-from attnmt.evaluate import corpus_metrics
-from attnmt.model import Seq2Seq, count_parameters
-from attnmt.translator import Translation, Translator
+from attnmt.evaluate.metrics import corpus_metrics
+from attnmt.models.seq2seq import Seq2Seq, count_parameters
+from attnmt.translate.translator import Translation, Translator
 from benchmarks import common
 
 TEST = "test_2016_flickr"

@@ -15,14 +15,15 @@ from pathlib import Path
 
 import torch
 
-from attnmt.checkpoint import load_model
 from attnmt.config import load_config
-from attnmt.data import load_corpus, read_parallel
+from attnmt.data.corpus import load_corpus
+from attnmt.data.text import read_parallel
+from attnmt.data.tokenize import load_tokenizers
 from attnmt.device import resolve_precision
-from attnmt.evaluate import corpus_metrics, detokenize, translate_corpus
-from attnmt.model import count_parameters
-from attnmt.tokenize import load_tokenizers
-from attnmt.train import Trainer
+from attnmt.evaluate.metrics import corpus_metrics, detokenize, translate_corpus
+from attnmt.io.checkpoint import load_model
+from attnmt.models.seq2seq import count_parameters
+from attnmt.train.trainer import Trainer
 from benchmarks import common
 
 SPLITS = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
@@ -56,7 +57,7 @@ def main() -> None:
     config = load_config(args.config, overrides + args.set)
     torch.set_num_threads(args.threads)
 
-    summary = Trainer(config).run()
+    summary = Trainer.setup(config).run()
     model, config = load_model(run_dir)
     device = torch.device("cpu")
     dtype = resolve_precision(config.train.precision, device)

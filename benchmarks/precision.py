@@ -16,13 +16,14 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from attnmt.checkpoint import load_model
 from attnmt.config import SplitPaths
-from attnmt.data import BatchSampler, load_corpus, make_batch
+from attnmt.data.batching import BatchSampler, make_batch
+from attnmt.data.corpus import load_corpus
+from attnmt.data.tokenize import load_tokenizers
 from attnmt.device import autocast
-from attnmt.search import decode
+from attnmt.io.checkpoint import load_model
+from attnmt.search.decode import decode
 from attnmt.special import PAD_ID
-from attnmt.tokenize import load_tokenizers
 from benchmarks import common
 
 DTYPES = {"fp32": None, "bf16": torch.bfloat16}

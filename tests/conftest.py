@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import pytest
 import torch
 
-from attnmt.attention import SCORES, WINDOWS
-from attnmt.config import ModelConfig
+from attnmt.config import DecodeConfig, ModelConfig
+from attnmt.nn.scores import SCORES
+from attnmt.nn.windows import WINDOWS
 from attnmt.special import BOS_ID, PAD_ID
 
 # (decoder, score, window, input_feeding or feed_context): every valid combination.
@@ -70,3 +72,12 @@ def random_batch(
 @pytest.fixture
 def gen() -> torch.Generator:
     return torch.Generator().manual_seed(0)
+
+
+def settings(**overrides: Any) -> DecodeConfig:
+    """Decode settings with every rule off unless given: no length ratios, min_len 0,
+    no length or coverage penalty, beam 1."""
+    rules_off: dict[str, Any] = dict(
+        beam=1, min_len=0, max_len_ratio=math.inf, alpha=0.0, beta=0.0, batch_tokens=10_000
+    )
+    return DecodeConfig(**{**rules_off, **overrides})

@@ -7,20 +7,16 @@ import math
 import pytest
 import torch
 
-from attnmt.attention import (
+from attnmt.nn.attention import Attention, attend
+from attnmt.nn.scores import (
     SCORES,
-    WINDOWS,
-    Attention,
     ConcatScore,
     GeneralScore,
-    LocalMonotonicWindow,
-    LocalPredictiveWindow,
     LocationScore,
     MultiHeadScore,
-    attend,
     build_score,
-    build_window,
 )
+from attnmt.nn.windows import WINDOWS, LocalMonotonicWindow, LocalPredictiveWindow, build_window
 
 DIM = 4  # query and key size in these tests
 HALF_WIDTH = 1
@@ -47,6 +43,13 @@ def inputs(dtype: torch.dtype = torch.float32, lengths: tuple[int, ...] = (5, 3)
 
 
 def run(attn: Attention, query, memory, src_mask, src_lengths, positions):
+    """Context (B, T, D) and the default map (B, T, S): the mean of the heads."""
+    context, heads = run_heads(attn, query, memory, src_mask, src_lengths, positions)
+    return context, heads.mean(1)
+
+
+def run_heads(attn: Attention, query, memory, src_mask, src_lengths, positions):
+    """Context (B, T, D) and every head's weights (B, heads, T, S)."""
     return attn(query, attn.project_keys(memory), src_mask, src_lengths, positions)
 
 
@@ -78,9 +81,9 @@ def naive_attention(attn: Attention, query, memory, src_lengths, positions):
     batch, steps, _ = query.shape
     src_len = memory.size(1)
     contexts = torch.zeros(batch, steps, memory.size(2), dtype=query.dtype)
-    weights = torch.zeros(batch, steps, src_len, dtype=torch.float64)
     score = attn.score
     heads = getattr(score, "heads", 1)
+    weights = torch.zeros(batch, heads, steps, src_len, dtype=torch.float64)
     for b in range(batch):
         length = int(src_lengths[b])
         for t in range(steps):
@@ -112,7 +115,7 @@ def naive_attention(attn: Attention, query, memory, src_lengths, positions):
                 contexts[b, t] = score.W_o.weight @ torch.cat(per_head)
             else:
                 contexts[b, t] = alpha[0].to(query.dtype) @ memory[b, allowed]
-            weights[b, t, allowed] = alpha.mean(0)
+            weights[b, :, t, allowed] = alpha
     return contexts, weights
 
 
@@ -121,9 +124,9 @@ def naive_attention(attn: Attention, query, memory, src_lengths, positions):
 def test_vectorised_equals_naive_loop(score: str, window: str) -> None:
     attn = make_attention(score, window, torch.float64)
     query, memory, src_mask, src_lengths, positions = inputs(torch.float64)
-    context, weights = run(attn, query, memory, src_mask, src_lengths, positions)
+    context, weights = run_heads(attn, query, memory, src_mask, src_lengths, positions)
     naive_context, naive_weights = naive_attention(attn, query, memory, src_lengths, positions)
-    torch.testing.assert_close(weights.double(), naive_weights)
+    torch.testing.assert_close(weights.double(), naive_weights)  # every head, (B, h, T, S)
     torch.testing.assert_close(context, naive_context)
 
 
@@ -199,3 +202,18 @@ def test_unknown_names_list_the_valid_ones() -> None:
         build_window("local", DIM, 4, 1)
     with pytest.raises(ValueError, match="one size"):
         build_score("dot", 4, 6, 4, 1, 8)
+
+
+def test_any_mask_can_be_given_for_example_causal() -> None:
+    """attend() takes whatever bool mask the caller builds: here a causal (T, T) mask
+    for self-attention, combined with padding."""
+    attn = make_attention("scaled_dot", "global")
+    memory = torch.randn(2, 4, DIM)
+    lengths = torch.tensor([4, 3])
+    padding = torch.arange(4).unsqueeze(0) < lengths.unsqueeze(1)  # (B, S)
+    causal = torch.ones(4, 4, dtype=torch.bool).tril()  # (T, S): j <= t
+    mask = padding.unsqueeze(1) & causal  # (B, T, S)
+    _, weights = run_heads(attn, memory, memory, mask, lengths, torch.arange(4))
+    assert torch.all(weights.squeeze(1)[:, ~causal] == 0)  # nothing from the future
+    assert torch.all(weights[1, :, :, 3] == 0)  # nor from padding
+    torch.testing.assert_close(weights.sum(-1), torch.ones(2, 1, 4))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from attnmt.cli import main
+from attnmt.cli.main import main
 
 
 def test_help_lists_commands(capsys: pytest.CaptureFixture[str]) -> None:

@@ -9,27 +9,18 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
+import numpy as np
 import pytest
 import torch
 import yaml
 
-from attnmt.cli import main
-from attnmt.compare import (
-    CONJUNCTION,
-    CompareSettings,
-    Task,
-    attention_rows,
-    compare,
-    example_indices,
-    length_edges,
-    resolved_config,
-    study_pair,
-    synthetic_task,
-    torch_threads,
-    write_study_task,
-)
-from attnmt.report import SECTIONS
-from attnmt.search import Hypothesis
+from attnmt.cli.main import main
+from attnmt.compare.evaluation import attention_rows, example_indices, length_edges, torch_threads
+from attnmt.compare.orchestrate import CompareSettings, compare
+from attnmt.compare.runner import resolved_config
+from attnmt.compare.tasks import CONJUNCTION, Task, study_pair, synthetic_task, write_study_task
+from attnmt.translate.translator import Translation
+from attnmt.viz.report import SECTIONS
 
 SEED, MINUTES = 7, 0.5
 TINY = {"embed_dim": 8, "hidden_dim": 16}
@@ -213,14 +204,15 @@ def test_examples_have_different_lengths() -> None:
 
 
 def test_attention_statistics_leave_out_the_eos_row() -> None:
-    weights = torch.softmax(torch.randn(4, 6), dim=-1)  # 3 words + EOS
+    weights = torch.softmax(torch.randn(4, 6), dim=-1).numpy()  # 3 words + EOS
+    src = list("abcdef")
     results = [
-        [Hypothesis([5, 6, 7], -1.0, weights, -1.0)],
-        [Hypothesis([], -1.0, torch.ones(1, 6) / 6, -1.0)],  # only EOS: nothing to measure
-        [Hypothesis([5], -1.0, None, -1.0)],  # no attention
+        Translation("x y z", ["x", "y", "z"], src, -1.0, -1.0, weights),
+        Translation("", [], src, -1.0, -1.0, np.ones((1, 6)) / 6),  # only EOS: nothing to measure
+        Translation("x", ["x"], src, -1.0, -1.0, None),  # no attention
     ]
     rows = attention_rows(results)
-    assert len(rows) == 1 and torch.equal(rows[0], weights[:3])
+    assert len(rows) == 1 and np.array_equal(rows[0], weights[:3])
 
 
 @pytest.mark.parametrize(

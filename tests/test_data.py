@@ -13,17 +13,12 @@ import pytest
 import torch
 
 from attnmt.config import DataConfig, SplitPaths
-from attnmt.data import (
-    BatchSampler,
-    CorpusStats,
-    TokenizedCorpus,
-    load_corpus,
-    make_batch,
-    read_parallel,
-)
+from attnmt.data.batching import BatchSampler, make_batch
+from attnmt.data.corpus import CorpusStats, TokenizedCorpus, load_corpus
+from attnmt.data.text import read_parallel
+from attnmt.data.tokenize import WordTokenizer
 from attnmt.errors import UserError
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID
-from attnmt.tokenize import WordTokenizer
 
 # ---------------------------------------------------------------------------
 # read_parallel

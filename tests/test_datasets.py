@@ -13,8 +13,8 @@ from typing import Any
 
 import pytest
 
-from attnmt.commands import data as data_command
-from attnmt.datasets import MULTI30K_FILES, download_multi30k
+from attnmt.cli import data as data_command
+from attnmt.data.datasets import MULTI30K_FILES, download_multi30k
 from attnmt.errors import UserError
 
 

@@ -10,8 +10,9 @@ import torch
 from conftest import ALL_VARIANTS, random_batch, tiny_config, variant_id
 from torch.func import functional_call
 
-from attnmt.model import Seq2Seq, build_model
-from attnmt.rnn import reverse_padded
+from attnmt.models.build import build_model
+from attnmt.models.seq2seq import Seq2Seq
+from attnmt.nn.rnn import reverse_padded
 from attnmt.special import PAD_ID
 
 SRC_VOCAB, TGT_VOCAB = 11, 13

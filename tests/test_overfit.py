@@ -11,7 +11,8 @@ import yaml
 from conftest import ALL_VARIANTS, tiny_config, variant_id
 
 from attnmt.config import load_config
-from attnmt.model import Seq2Seq, build_model
+from attnmt.models.build import build_model
+from attnmt.models.seq2seq import Seq2Seq
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID
 
 VOCAB = 12  # 4 special ids + 8 symbols

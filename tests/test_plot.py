@@ -14,7 +14,8 @@ import torch
 from matplotlib.figure import Figure
 
 from attnmt.errors import UserError
-from attnmt.plot import (
+from attnmt.translate.words import merge_attention, merge_labels, word_attention
+from attnmt.viz.plot import (
     attention_figure,
     bleu_by_length_figure,
     curves_figure,
@@ -22,7 +23,6 @@ from attnmt.plot import (
     read_metrics,
     save_figure,
 )
-from attnmt.study import merge_attention, merge_labels, word_attention
 
 
 def random_weights(rng: np.random.Generator, rows: int, columns: int) -> np.ndarray:

@@ -11,12 +11,14 @@ import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
-from attnmt.cli import main
-from attnmt.commands.plot import attention_plot
-from attnmt.compare import load_run, torch_threads, translate_sentence
+from attnmt.cli.main import main
+from attnmt.cli.plot import attention_plot
+from attnmt.compare.evaluation import torch_threads
 from attnmt.config import build_config
-from attnmt.synthetic import write_task
-from attnmt.train import Trainer
+from attnmt.data.synthetic import write_task
+from attnmt.io.run import Run
+from attnmt.train.trainer import Trainer
+from attnmt.translate.translator import Translator
 
 SRC = "the dog sees a red cat"
 
@@ -47,7 +49,7 @@ def train_tiny(root: Path, decoder: str) -> Path:
             )
         ]
     )
-    Trainer(config, progress_bar=False, log=lambda _: None).run()
+    Trainer.setup(config, progress_bar=False, log=lambda _: None).run()
     return root / decoder
 
 
@@ -76,12 +78,12 @@ def labels(ax: Axes) -> tuple[list[str], list[str]]:
 
 
 def test_heatmap_axes_carry_the_pieces(runs: dict[str, Path]) -> None:
-    run = load_run(runs["luong"])
-    best = translate_sentence(run, SRC)[0]
+    run = Run.load(runs["luong"], device="cpu")
+    best = Translator.from_run(run).translate(SRC)
     (ax,) = heatmaps(attention_plot(runs["luong"], SRC))
     x_labels, y_labels = labels(ax)
     assert x_labels == run.src_tok.to_pieces(run.src_tok.encode(SRC))
-    assert y_labels == [*best.tgt_tokens, "</s>"]
+    assert y_labels == [*best.tokens, "</s>"]
     weights = np.asarray(ax.images[0].get_array())
     assert weights.shape == (len(y_labels), len(x_labels))
     np.testing.assert_allclose(weights.sum(axis=1), 1.0, atol=1e-3)

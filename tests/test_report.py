@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from attnmt.report import SECTIONS, Example, RunResult, write_report
+from attnmt.viz.report import SECTIONS, Example, RunResult, write_report
 
 DATE = datetime(2025, 1, 2, 3, 4, 5, tzinfo=timezone.utc)
 COMMAND = "attnmt compare runs/luong runs/plain --out report"

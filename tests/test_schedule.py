@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from attnmt.schedule import LRSchedule
+from attnmt.train.schedule import LRSchedule
 
 
 def schedule(kind: str, warmup: int = 10, max_steps: int = 100) -> LRSchedule:

@@ -10,27 +10,17 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import random_batch, tiny_config
+from conftest import random_batch, settings, tiny_config
 
 from attnmt.config import DecodeConfig
-from attnmt.model import Seq2Seq, build_model
-from attnmt.search import (
-    Ensemble,
-    Hypothesis,
-    Limits,
-    beam_search,
-    coverage_penalty,
-    decode,
-    greedy,
-    keep_best,
-    length_batches,
-    length_bounds,
-    length_penalty,
-    repeated_ngrams,
-    sample,
-    top_k_filter,
-    top_p_filter,
-)
+from attnmt.models.build import build_model
+from attnmt.models.ensemble import Ensemble
+from attnmt.models.seq2seq import Seq2Seq
+from attnmt.search.beam import beam_search, keep_best
+from attnmt.search.decode import decode, length_batches
+from attnmt.search.ranking import Hypothesis, coverage_penalty, length_penalty
+from attnmt.search.rules import length_bounds, repeated_ngrams
+from attnmt.search.sampling import greedy, sample, top_k_filter, top_p_filter
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID
 
 SRC_VOCAB, TGT_VOCAB = 11, 13
@@ -87,13 +77,13 @@ def forced(model: Any, src, src_lengths, b: int, tokens: list[int]):
 
 
 SEARCHES = {
-    "greedy": lambda m, s, l: greedy(m, s, l, max_len=12),
-    "beam": lambda m, s, l: beam_search(m, s, l, beam=4, n_best=3, max_len=12, alpha=0.6),
+    "greedy": lambda m, s, l: greedy(m, s, l, settings(max_len=12)),
+    "beam": lambda m, s, l: beam_search(m, s, l, settings(beam=4, n_best=3, max_len=12, alpha=0.6)),
     "beam-coverage": lambda m, s, l: beam_search(
-        m, s, l, beam=3, n_best=2, max_len=12, alpha=1.0, beta=0.4, no_repeat_ngram=2
+        m, s, l, settings(beam=3, n_best=2, max_len=12, alpha=1.0, beta=0.4, no_repeat_ngram=2)
     ),
     "sample": lambda m, s, l: sample(
-        m, s, l, max_len=12, n_best=2, top_k=5, generator=torch.Generator().manual_seed(3)
+        m, s, l, settings(max_len=12, n_best=2, top_k=5), generator=torch.Generator().manual_seed(3)
     ),
 }
 
@@ -135,15 +125,15 @@ def test_scores_and_attention_are_the_models_own(name, search) -> None:
 def test_beam_one_is_greedy(name) -> None:
     model = make_model(name)
     src, src_lengths = batch()
-    expected = greedy(model, src, src_lengths, max_len=12)
-    beamed = beam_search(model, src, src_lengths, beam=1, max_len=12)
+    expected = greedy(model, src, src_lengths, settings(max_len=12))
+    beamed = beam_search(model, src, src_lengths, settings(beam=1, max_len=12))
     assert tokens_of(beamed) == tokens_of(expected)
     for g, b in zip(expected, beamed, strict=True):
         assert b[0].score == pytest.approx(g[0].score, abs=1e-4)
     # With a length penalty a beam of 1 may run past greedy's EOS, but greedy's
     # hypothesis is among those it finished, so it never ranks lower.
-    expected = greedy(model, src, src_lengths, max_len=12, alpha=1.0)
-    beamed = beam_search(model, src, src_lengths, beam=1, max_len=12, alpha=1.0)
+    expected = greedy(model, src, src_lengths, settings(max_len=12, alpha=1.0))
+    beamed = beam_search(model, src, src_lengths, settings(beam=1, max_len=12, alpha=1.0))
     for g, b in zip(expected, beamed, strict=True):
         assert b[0].rank_score >= g[0].rank_score - 1e-6
 
@@ -166,8 +156,10 @@ def test_batch_equals_one_sentence_at_a_time(name, search) -> None:
 def test_n_best_lists_are_distinct_and_sorted(name) -> None:
     model = make_model(name)
     src, src_lengths = batch()
-    results = beam_search(model, src, src_lengths, beam=5, n_best=5, max_len=10, alpha=0.6)
-    best = beam_search(model, src, src_lengths, beam=5, n_best=1, max_len=10, alpha=0.6)
+    results = beam_search(
+        model, src, src_lengths, settings(beam=5, n_best=5, max_len=10, alpha=0.6)
+    )
+    best = beam_search(model, src, src_lengths, settings(beam=5, n_best=1, max_len=10, alpha=0.6))
     for hyps, top in zip(results, best, strict=True):
         assert len(hyps) == 5
         assert len({tuple(h.tokens) for h in hyps}) == 5
@@ -175,7 +167,7 @@ def test_n_best_lists_are_distinct_and_sorted(name) -> None:
         assert ranks == sorted(ranks, reverse=True)
         assert top[0].tokens == hyps[0].tokens
     with pytest.raises(ValueError, match="n_best"):
-        beam_search(model, src, src_lengths, beam=2, n_best=3, max_len=10)
+        beam_search(model, src, src_lengths, settings(beam=2, n_best=3, max_len=10))
 
 
 # ---------------------------------------------------------------------------
@@ -219,7 +211,7 @@ def test_beam_search_finds_the_enumerated_ranking(name, alpha, beta) -> None:
     model = make_model(name, tgt_vocab=6)
     src, src_lengths = batch(seed=1, lengths=[4, 2, 3])
     results = beam_search(
-        model, src, src_lengths, beam=14, n_best=14, max_len=2, alpha=alpha, beta=beta
+        model, src, src_lengths, settings(beam=14, n_best=14, max_len=2, alpha=alpha, beta=beta)
     )
     for b, hyps in enumerate(results):
         expected = enumerate_all(model, src, src_lengths, b, 2, alpha, beta)
@@ -236,7 +228,7 @@ def test_early_termination_keeps_the_best(name) -> None:
     for seed in range(5):
         model = make_model(name, seed=seed, tgt_vocab=6)
         src, src_lengths = batch(seed=seed, lengths=[4, 2, 3, 5])
-        results = beam_search(model, src, src_lengths, beam=40, max_len=3, alpha=2.0)
+        results = beam_search(model, src, src_lengths, settings(beam=40, max_len=3, alpha=2.0))
         for b, hyps in enumerate(results):
             best = enumerate_all(model, src, src_lengths, b, 3, 2.0, 0.0)[0]
             assert hyps[0].tokens == best[1]
@@ -288,11 +280,11 @@ def test_length_penalty_can_favour_a_late_finisher() -> None:
     src, src_lengths = torch.tensor([[4]]), torch.tensor([1])
 
     model = Scripted(table)
-    hyps = beam_search(model, src, src_lengths, beam=2, max_len=10)[0]
+    hyps = beam_search(model, src, src_lengths, settings(beam=2, max_len=10))[0]
     assert hyps[0].tokens == [] and model.steps == 1  # stopped as soon as it could
 
     model = Scripted(table)
-    hyps = beam_search(model, src, src_lengths, beam=2, max_len=10, alpha=1.0)[0]
+    hyps = beam_search(model, src, src_lengths, settings(beam=2, max_len=10, alpha=1.0))[0]
     assert hyps[0].tokens == [A] * 10
     assert hyps[0].rank_score > math.log(0.6)
 
@@ -316,14 +308,14 @@ def test_keep_best_holds_the_n_best_finished_so_far() -> None:
 
 def test_length_bounds_follow_the_formulas() -> None:
     src_lengths = torch.tensor([1, 3, 7, 20])
-    limits = Limits(max_len=18, max_len_ratio=1.3, min_len=2, min_len_ratio=0.7)
+    limits = settings(max_len=18, max_len_ratio=1.3, min_len=2, min_len_ratio=0.7)
     shortest, longest = length_bounds(src_lengths, limits)
     for s_len, low, high in zip(src_lengths.tolist(), shortest, longest, strict=True):
         expected_high = min(18, int(1.3 * s_len) + 5)
         assert high == expected_high
         assert low == min(max(2, math.ceil(0.7 * s_len)), expected_high)
     # A minimum above the maximum gives way to it.
-    shortest, longest = length_bounds(src_lengths, Limits(max_len=4, min_len=10))
+    shortest, longest = length_bounds(src_lengths, settings(max_len=4, min_len=10))
     assert torch.equal(shortest, longest) and torch.equal(longest, torch.full((4,), 4))
 
 
@@ -332,10 +324,14 @@ def test_length_limits_hold(search) -> None:
     model = make_model("luong-feed")
     src, src_lengths = batch()
     run = {
-        "greedy": lambda **kw: greedy(model, src, src_lengths, **kw),
-        "beam": lambda **kw: beam_search(model, src, src_lengths, beam=3, n_best=3, **kw),
+        "greedy": lambda **kw: greedy(model, src, src_lengths, settings(**kw)),
+        "beam": lambda **kw: beam_search(model, src, src_lengths, settings(beam=3, n_best=3, **kw)),
         "sample": lambda **kw: sample(
-            model, src, src_lengths, n_best=3, generator=torch.Generator().manual_seed(0), **kw
+            model,
+            src,
+            src_lengths,
+            settings(n_best=3, **kw),
+            generator=torch.Generator().manual_seed(0),
         ),
     }[search]
     # min_len above the maximum: every output has exactly the maximum length.
@@ -363,10 +359,12 @@ def test_no_repeat_ngram_holds(search) -> None:
     def run(**kw):
         kw = dict(max_len=14, min_len=14) | kw  # long outputs, so repeats are likely
         if search == "greedy":
-            return greedy(model, src, src_lengths, **kw)
+            return greedy(model, src, src_lengths, settings(**kw))
         if search == "beam":
-            return beam_search(model, src, src_lengths, beam=3, n_best=3, **kw)
-        return sample(model, src, src_lengths, generator=torch.Generator().manual_seed(0), **kw)
+            return beam_search(model, src, src_lengths, settings(beam=3, n_best=3, **kw))
+        return sample(
+            model, src, src_lengths, settings(**kw), generator=torch.Generator().manual_seed(0)
+        )
 
     free = [h.tokens for hyps in run() for h in hyps]
     assert any(has_repeat(tokens, 2) for tokens in free)  # so the rule has work to do
@@ -431,7 +429,9 @@ def test_sampling_is_reproducible_and_depends_on_the_seed() -> None:
 
     def draw(seed: int, **kw):
         gen = torch.Generator().manual_seed(seed)
-        return tokens_of(sample(model, src, src_lengths, max_len=12, n_best=3, generator=gen, **kw))
+        return tokens_of(
+            sample(model, src, src_lengths, settings(max_len=12, n_best=3, **kw), generator=gen)
+        )
 
     assert draw(7) == draw(7)
     assert draw(7) != draw(8)
@@ -442,12 +442,12 @@ def test_sampling_is_reproducible_and_depends_on_the_seed() -> None:
 def test_sampling_the_top_token_is_greedy(name) -> None:
     model = make_model(name)
     src, src_lengths = batch()
-    expected = tokens_of(greedy(model, src, src_lengths, max_len=12))
+    expected = tokens_of(greedy(model, src, src_lengths, settings(max_len=12)))
     for kw in (dict(top_k=1), dict(top_p=1e-6)):
         gen = torch.Generator().manual_seed(0)
-        assert tokens_of(sample(model, src, src_lengths, max_len=12, generator=gen, **kw)) == (
-            expected
-        )
+        assert tokens_of(
+            sample(model, src, src_lengths, settings(max_len=12, **kw), generator=gen)
+        ) == (expected)
 
 
 @pytest.mark.parametrize("top_k,top_p", [(3, 1.0), (0, 0.5)])
@@ -458,7 +458,11 @@ def test_samples_come_from_the_truncated_distribution(top_k, top_p) -> None:
     src, src_lengths = batch()
     gen = torch.Generator().manual_seed(0)
     results = sample(
-        model, src, src_lengths, max_len=50, n_best=4, top_k=top_k, top_p=top_p, generator=gen
+        model,
+        src,
+        src_lengths,
+        settings(max_len=50, n_best=4, top_k=top_k, top_p=top_p),
+        generator=gen,
     )
     for b, hyps in enumerate(results):
         s_len = int(src_lengths[b])
@@ -514,7 +518,7 @@ def test_ensemble_of_two_averages_probabilities() -> None:
     the attention is the mean of the members' attention."""
     ensemble = Ensemble([make_model("bahdanau", seed=1), make_model("luong-feed", seed=2)])
     src, src_lengths = batch()
-    results = beam_search(ensemble, src, src_lengths, beam=3, n_best=3, max_len=10)
+    results = beam_search(ensemble, src, src_lengths, settings(beam=3, n_best=3, max_len=10))
     for b, hyps in enumerate(results):
         for hyp in hyps:
             score, weights = forced(ensemble, src, src_lengths, b, hyp.tokens)
@@ -565,9 +569,9 @@ def test_encodes_once_and_prunes_finished_sentences(beam) -> None:
     src, src_lengths = batch(lengths=[1, 6])
     kw = dict(max_len=50, max_len_ratio=1.0, min_len=100)
     if beam == 1:
-        results = greedy(spy, src, src_lengths, **kw)
+        results = greedy(spy, src, src_lengths, settings(**kw))
     else:
-        results = beam_search(spy, src, src_lengths, beam=beam, **kw)
+        results = beam_search(spy, src, src_lengths, settings(beam=beam, **kw))
     assert [len(hyps[0].tokens) for hyps in results] == [6, 11]
     assert spy.encodes == 1
     assert spy.rows == [2 * beam] * 7 + [beam] * 5
@@ -576,9 +580,9 @@ def test_encodes_once_and_prunes_finished_sentences(beam) -> None:
 def test_model_mode_is_restored_and_dropout_off() -> None:
     model = make_model("bahdanau", dropout=0.5)
     src, src_lengths = batch()
-    expected = tokens_of(greedy(model, src, src_lengths, max_len=12))
+    expected = tokens_of(greedy(model, src, src_lengths, settings(max_len=12)))
     model.train()
-    assert tokens_of(greedy(model, src, src_lengths, max_len=12)) == expected
+    assert tokens_of(greedy(model, src, src_lengths, settings(max_len=12))) == expected
     assert model.training
 
 
@@ -594,11 +598,11 @@ def test_decode_dispatches_on_the_config() -> None:
     )
     config = DecodeConfig(beam=1, no_repeat_ngram=2, **rules)
     assert tokens_of(decode(model, src, src_lengths, config)) == tokens_of(
-        greedy(model, src, src_lengths, no_repeat_ngram=2, **rules)
+        greedy(model, src, src_lengths, settings(no_repeat_ngram=2, **rules))
     )
     config = DecodeConfig(beam=4, n_best=2, **rules)
     assert tokens_of(decode(model, src, src_lengths, config)) == tokens_of(
-        beam_search(model, src, src_lengths, beam=4, n_best=2, **rules)
+        beam_search(model, src, src_lengths, settings(beam=4, n_best=2, **rules))
     )
     config = DecodeConfig(sample=True, n_best=2, top_k=4, top_p=0.9, temperature=0.7, **rules)
     sampled = decode(model, src, src_lengths, config, torch.Generator().manual_seed(5))
@@ -607,12 +611,8 @@ def test_decode_dispatches_on_the_config() -> None:
         model,
         src,
         src_lengths,
-        n_best=2,
-        top_k=4,
-        top_p=0.9,
-        temperature=0.7,
+        settings(n_best=2, top_k=4, top_p=0.9, temperature=0.7, **rules),
         generator=gen,
-        **rules,
     )
     assert tokens_of(sampled) == tokens_of(expected)
     with pytest.raises(ValueError, match="n_best"):

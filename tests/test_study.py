@@ -9,7 +9,7 @@ import pytest
 import sacrebleu
 import torch
 
-from attnmt.study import attention_entropy, bleu_by_length, monotonicity
+from attnmt.evaluate.study import attention_entropy, bleu_by_length, monotonicity
 
 REFERENCES = [
     "the cat sat on the mat",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import random
 from pathlib import Path
 
-from attnmt.synthetic import NOUNS, VERBS, generate, sentence_pair, write_task
+from attnmt.data.synthetic import NOUNS, VERBS, generate, sentence_pair, write_task
 
 
 def test_generation_is_deterministic_and_distinct() -> None:

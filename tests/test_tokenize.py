@@ -11,9 +11,7 @@ from typing import Any
 import pytest
 
 from attnmt.config import DataConfig
-from attnmt.errors import UserError
-from attnmt.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
-from attnmt.tokenize import (
+from attnmt.data.tokenize import (
     META_FILE,
     CharTokenizer,
     Tokenizer,
@@ -22,6 +20,8 @@ from attnmt.tokenize import (
     merge_pieces,
     train_tokenizers,
 )
+from attnmt.errors import UserError
+from attnmt.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
 GERMAN = [
     "Zwei junge Männer spielen Fußball im Park.",

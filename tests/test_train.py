@@ -8,11 +8,11 @@ from pathlib import Path
 import pytest
 import torch
 
-from attnmt.checkpoint import atomic_write, load_checkpoint, load_model, step_checkpoints
 from attnmt.config import Config, build_config
+from attnmt.data.synthetic import write_task
 from attnmt.errors import UserError
-from attnmt.synthetic import write_task
-from attnmt.train import Trainer
+from attnmt.io.checkpoint import atomic_write, load_checkpoint, load_model, step_checkpoints
+from attnmt.train.trainer import Trainer
 
 
 @pytest.fixture(scope="module")
@@ -59,12 +59,12 @@ def final_weights(run_dir: Path) -> dict[str, torch.Tensor]:
 
 def test_resumed_run_ends_with_the_same_weights(task: Path, tmp_path: Path) -> None:
     straight = tiny(task, tmp_path / "straight")
-    Trainer(straight, progress_bar=False, log=lambda _: None).run()
+    Trainer.setup(straight, progress_bar=False, log=lambda _: None).run()
 
     interrupted = tiny(task, tmp_path / "interrupted")
-    summary = Trainer(interrupted, progress_bar=False, log=lambda _: None).run(until_step=7)
+    summary = Trainer.setup(interrupted, progress_bar=False, log=lambda _: None).run(until_step=7)
     assert summary.stop_reason == "interrupted" and summary.steps == 7
-    Trainer(interrupted, resume=True, progress_bar=False, log=lambda _: None).run()
+    Trainer.setup(interrupted, resume=True, progress_bar=False, log=lambda _: None).run()
 
     a, b = final_weights(tmp_path / "straight"), final_weights(tmp_path / "interrupted")
     assert a.keys() == b.keys()
@@ -77,7 +77,7 @@ def test_resumed_run_ends_with_the_same_weights(task: Path, tmp_path: Path) -> N
 
 def test_run_directory_contents(task: Path, tmp_path: Path) -> None:
     config = tiny(task, tmp_path / "run")
-    summary = Trainer(config, progress_bar=False, log=lambda _: None).run()
+    summary = Trainer.setup(config, progress_bar=False, log=lambda _: None).run()
     run_dir = tmp_path / "run"
     assert summary.steps == 12
     assert (run_dir / "config.yaml").is_file()
@@ -94,26 +94,26 @@ def test_run_directory_contents(task: Path, tmp_path: Path) -> None:
 
 def test_existing_run_is_never_overwritten(task: Path, tmp_path: Path) -> None:
     config = tiny(task, tmp_path / "run", max_steps=4)
-    Trainer(config, progress_bar=False, log=lambda _: None).run()
+    Trainer.setup(config, progress_bar=False, log=lambda _: None).run()
     before = (tmp_path / "run" / "checkpoints" / "best.pt").read_bytes()
     with pytest.raises(UserError, match="--resume"):
-        Trainer(config, progress_bar=False, log=lambda _: None)
+        Trainer.setup(config, progress_bar=False, log=lambda _: None)
     assert (tmp_path / "run" / "checkpoints" / "best.pt").read_bytes() == before
     changed = tiny(task, tmp_path / "run", max_steps=8).model_copy(
         update={"model": config.model.model_copy(update={"hidden_dim": 32})}
     )
     with pytest.raises(UserError, match="model section differs"):
-        Trainer(changed, resume=True, progress_bar=False, log=lambda _: None)
+        Trainer.setup(changed, resume=True, progress_bar=False, log=lambda _: None)
 
 
 def test_resume_needs_a_checkpoint(task: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no checkpoint"):
-        Trainer(tiny(task, tmp_path / "empty"), resume=True, progress_bar=False, log=lambda _: None)
+        Trainer.setup(tiny(task, tmp_path / "empty"), resume=True, progress_bar=False, log=lambda _: None)
 
 
 def test_scheduled_sampling_and_time_budget(task: Path, tmp_path: Path) -> None:
     config = tiny(task, tmp_path / "run", teacher_forcing=0.5, max_minutes=0.0001, max_steps=1000)
-    summary = Trainer(config, progress_bar=False, log=lambda _: None).run()
+    summary = Trainer.setup(config, progress_bar=False, log=lambda _: None).run()
     assert summary.stop_reason == "max_minutes" and summary.steps < 1000
 
 

@@ -15,11 +15,12 @@ from pathlib import Path
 import pytest
 from test_translator import SENTENCES, make_run
 
-from attnmt.cli import main
-from attnmt.commands import translate as translate_command
-from attnmt.commands.chat import Context, chat_loop
-from attnmt.commands.translate import formatter, interactive, terminal_lines, translate_stream
-from attnmt.translator import Translation, Translator
+from attnmt.cli import translate as translate_command
+from attnmt.cli.chat import Context, chat_loop
+from attnmt.cli.main import main
+from attnmt.translate.schema import formatter
+from attnmt.translate.streaming import interactive, terminal_lines, translate_stream
+from attnmt.translate.translator import Translation, Translator
 
 LINES = [SENTENCES[0], "", SENTENCES[1], SENTENCES[2]]
 

@@ -10,14 +10,14 @@ import numpy as np
 import pytest
 import torch
 
-from attnmt.checkpoint import save_checkpoint
 from attnmt.config import build_config
+from attnmt.data.synthetic import generate
+from attnmt.data.tokenize import WORD_START, WordTokenizer, save_tokenizers
 from attnmt.errors import UserError
-from attnmt.model import build_model
+from attnmt.io.checkpoint import save_checkpoint
+from attnmt.models.build import build_model
 from attnmt.special import EOS_ID
-from attnmt.synthetic import generate
-from attnmt.tokenize import WORD_START, WordTokenizer, save_tokenizers
-from attnmt.translator import Translation, Translator
+from attnmt.translate.translator import Translation, Translator
 
 SENTENCES = [src for src, _ in generate(12, seed=5)]
 

@@ -1,0 +1,42 @@
+"""Score a trained model on a test set: BLEU, chrF and perplexity."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+from attnmt.config import SplitPaths
+from attnmt.evaluate.evaluation import evaluate_split
+from attnmt.io.files import write_text_atomic
+from attnmt.io.run import Run
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run directory")
+    parser.add_argument("--src", required=True, help="source sentences, one per line (.gz ok)")
+    parser.add_argument("--ref", required=True, help="reference translations, line-aligned")
+    parser.add_argument("--beam", type=int, default=None, help="beam size (default: decode.beam)")
+    parser.add_argument("--output", help="also write the translations to this file")
+    parser.add_argument("--json", action="store_true", help="print the scores as JSON")
+    parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+
+
+def run(args: argparse.Namespace) -> int:
+    run = Run.load(args.model, device=args.device)
+    split = SplitPaths(src=args.src, tgt=args.ref)
+    beam = args.beam if args.beam is not None else run.config.decode.beam
+    evaluation = evaluate_split(run, split, beam=beam)
+    hypotheses = evaluation.hypotheses
+    scores = {key: evaluation.scores[key] for key in ("bleu", "chrf", "ppl")}
+    scores.update(sentences=len(hypotheses), beam=beam)
+    if args.output:
+        write_text_atomic(Path(args.output), "".join(h + "\n" for h in hypotheses))
+    if args.json:
+        print(json.dumps(scores))
+    else:
+        print(
+            f"BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  perplexity {scores['ppl']:.2f}"
+            f"  ({len(hypotheses)} sentences, beam {beam})"
+        )
+    return 0

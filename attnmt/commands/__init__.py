@@ -1,1 +1,0 @@
-"""Subcommands of the `attnmt` CLI, one module each (see attnmt.cli.COMMANDS)."""

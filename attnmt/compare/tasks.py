@@ -1,0 +1,150 @@
+"""The tasks that compared configs train on: the synthetic study task and Multi30k de->en."""
+
+from __future__ import annotations
+
+import json
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from attnmt.config import (
+    SplitPaths,
+    read_yaml,
+)
+from attnmt.data.synthetic import make_splits, sentence_pair
+from attnmt.errors import UserError
+from attnmt.io.files import write_text_atomic
+
+ROOT = Path(__file__).resolve().parent.parent  # the repository root (editable install)
+
+
+CONJUNCTION = ("and", "soshite")  # joins clauses: source word, target word
+
+
+MAX_CLAUSES = 3  # a study sentence has 1..MAX_CLAUSES clauses of the quickstart grammar
+
+
+def study_pair(rng: random.Random, max_clauses: int = MAX_CLAUSES) -> tuple[str, str]:
+    """One pair of the study task: 1 to `max_clauses` quickstart sentences joined by "and".
+
+    Each clause is reordered as in :mod:`attnmt.synthetic` (SVO -> SOV and the rest);
+    the clauses keep their order. So the alignment stays local, but sources run from 5
+    to 50 words, and a model that must squeeze the whole source into one vector
+    (no attention) has to carry up to three clauses at once.
+    """
+    clauses = [sentence_pair(rng) for _ in range(rng.randint(1, max_clauses))]
+    source = f" {CONJUNCTION[0]} ".join(src for src, _ in clauses)
+    target = f" {CONJUNCTION[1]} ".join(tgt for _, tgt in clauses)
+    return source, target
+
+
+def write_study_task(
+    directory: Path, train: int = 20_000, dev: int = 300, test: int = 600, seed: int = 13
+) -> dict[str, SplitPaths]:
+    """Write the study task's splits as ``{split}.src`` / ``{split}.tgt`` into `directory`.
+
+    No source repeats across splits. The files are written once: when ``task.json`` in
+    `directory` records the same sizes and seed, they are reused untouched (so the
+    tokenized caches of earlier runs stay valid).
+    """
+    sizes = {"train": train, "dev": dev, "test": test}
+    files = {name: (directory / f"{name}.src", directory / f"{name}.tgt") for name in sizes}
+    paths = {name: SplitPaths(src=str(src), tgt=str(tgt)) for name, (src, tgt) in files.items()}
+    meta = directory / "task.json"
+    wanted = {"task": "study", "seed": seed, **sizes}
+    if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")) == wanted:
+        return paths
+    for name, pairs in make_splits(train, dev, test, seed, study_pair).items():
+        src, tgt = files[name]
+        write_text_atomic(src, "".join(s + "\n" for s, _ in pairs))
+        write_text_atomic(tgt, "".join(t + "\n" for _, t in pairs))
+    write_text_atomic(meta, json.dumps(wanted) + "\n")
+    return paths
+
+
+@dataclass
+class Task:
+    """The data and defaults every compared config shares."""
+
+    name: str  # "synthetic" or "multi30k"
+    data: dict[str, Any]  # the whole data section, forced on every config
+    defaults: dict[str, Any]  # model sizes, train and decode defaults, under each preset
+    minutes: float  # default training budget per config
+
+    @property
+    def test(self) -> SplitPaths:
+        return SplitPaths.model_validate(self.data["test"])
+
+
+def synthetic_task(out: Path, **sizes: int) -> Task:
+    """The study task (see :func:`study_pair`) written into ``<out>/data``.
+
+    Model sizes and training settings are the quickstart's (embeddings 64, GRU 128, word
+    vocabularies), so each config trains in about a minute on two CPU cores.
+    """
+    splits = write_study_task(out / "data", **sizes)
+    data = {
+        **{name: split.model_dump(exclude_none=True) for name, split in splits.items()},
+        "tokenizer": "word",
+        "vocab_size": 200,
+        "max_len": 80,
+    }
+    defaults = {
+        "model": {"embed_dim": 64, "hidden_dim": 128, "dropout": 0.1},
+        "train": {
+            "batch_tokens": 3000,
+            "lr": 3e-3,
+            "validate_every": 100,
+            "log_every": 20,
+            "patience": 0,
+            "label_smoothing": 0.0,
+            "threads": 1,  # small models gain little from more; one keeps timings steady
+        },
+        "decode": {"beam": 1},
+    }
+    return Task("synthetic", data, defaults, minutes=1.0)
+
+
+MULTI30K_CONFIG = ROOT / "configs" / "multi30k_de_en_bahdanau.yaml"
+
+
+MULTI30K_FILES = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
+
+
+MULTI30K_SIZES = ("rnn", "bidirectional", "embed_dim", "hidden_dim", "dropout")
+
+
+def multi30k_dir() -> Path:
+    """Where the Multi30k files are: ``data/multi30k``, else ``../shared/data/multi30k``
+    (both relative to the current directory, then to the repository root)."""
+    candidates = [Path("data/multi30k"), Path("../shared/data/multi30k")]
+    candidates += [ROOT / "data/multi30k", ROOT.parent / "shared/data/multi30k"]
+    for directory in candidates:
+        if (directory / "train.de.gz").is_file():
+            return directory
+    raise UserError(
+        "Multi30k not found in data/multi30k or ../shared/data/multi30k; "
+        "get it with: attnmt data multi30k"
+    )
+
+
+def multi30k_task(out: Path) -> Task:
+    """Multi30k de->en with the tokenizer, sizes and training settings of
+    configs/multi30k_de_en_bahdanau.yaml (only its model sizes, not its attention)."""
+    directory = multi30k_dir()
+    reference = read_yaml(MULTI30K_CONFIG)
+    data = dict(reference["data"])
+    for split, stem in MULTI30K_FILES.items():
+        data[split] = {
+            "src": str(directory / f"{stem}.de.gz"),
+            "tgt": str(directory / f"{stem}.en.gz"),
+        }
+    train = {k: v for k, v in reference["train"].items() if k != "max_minutes"}
+    sizes = {k: v for k, v in reference["model"].items() if k in MULTI30K_SIZES}
+    defaults = {"model": sizes, "train": train, "decode": reference.get("decode", {})}
+    return Task("multi30k", data, defaults, minutes=15.0)
+
+
+TASKS: dict[str, Callable[[Path], Task]] = {"synthetic": synthetic_task, "multi30k": multi30k_task}

@@ -1,0 +1,89 @@
+"""The one evaluation path: a model and a split in; translations, scores and attention out.
+
+    evaluation = evaluate_split(run, split)                   # a loaded run and a test set
+    evaluation = evaluate_corpus(translator, corpus, refs)    # during training, on dev
+
+``attnmt evaluate``, the quickstart, ``attnmt compare`` and validation during training
+all call these. Decoding goes through :meth:`Translator.translate_ids`, so every caller
+gets :class:`Translation` objects (text, n-best, attention, word merging) from the same
+code that serves ``attnmt translate``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from attnmt.config import SplitPaths
+from attnmt.data.corpus import TokenizedCorpus, load_corpus
+from attnmt.data.text import read_parallel
+from attnmt.evaluate.metrics import corpus_loss, corpus_metrics, exact_match
+from attnmt.io.run import Run
+from attnmt.translate.translator import Translation, Translator
+
+
+@dataclass
+class Evaluation:
+    """What one evaluation produced, in corpus order."""
+
+    translations: list[Translation]  # the best output of each source, with its n-best list
+    references: list[str]
+    scores: dict[str, float] = field(default_factory=dict)
+    """bleu, chrf, exact (share of outputs equal to their reference), and with the loss
+    also loss (NLL per target token) and ppl."""
+    decode_seconds: float = 0.0  # wall time of decoding alone
+
+    @property
+    def hypotheses(self) -> list[str]:
+        return [translation.text for translation in self.translations]
+
+
+def evaluate_corpus(
+    translator: Translator,
+    corpus: TokenizedCorpus,
+    references: list[str],
+    *,
+    limit: int | None = None,
+    loss: bool = True,
+    **decode: Any,
+) -> Evaluation:
+    """Decode the sources of `corpus` (the first `limit`) and score them against
+    `references`; with `loss`, also the teacher-forced loss over the whole corpus.
+
+    `decode` overrides the translator's decode settings (beam=5, n_best=1, ...).
+    """
+    count = len(corpus) if limit is None else min(limit, len(corpus))
+    translator.model.train(False)
+    start = time.perf_counter()
+    sources = [corpus.src(i).tolist() for i in range(count)]
+    translations = translator.translate_ids(sources, **decode)
+    seconds = time.perf_counter() - start
+    hypotheses = [translation.text for translation in translations]
+    refs = references[:count]
+    scores = corpus_metrics(hypotheses, refs)
+    scores["exact"] = exact_match(hypotheses, refs)
+    if loss:
+        batch_tokens = translator.config.train.batch_tokens
+        result = corpus_loss(
+            translator.model, corpus, batch_tokens, translator.device, translator.dtype
+        )
+        scores.update(loss=result.nll, ppl=result.ppl)
+    return Evaluation(translations, refs, scores, seconds)
+
+
+def load_split(run: Run, split: SplitPaths, name: str = "test") -> tuple[TokenizedCorpus, list[str]]:
+    """A split tokenized with the run's tokenizers (cached in the run directory, nothing
+    dropped) and its raw reference lines."""
+    corpus = load_corpus(
+        split, name, run.src_tok, run.tgt_tok, run.config.data, Path(run.run_dir) / "cache", False
+    )
+    references = [tgt for _, tgt in read_parallel(split, name)]
+    return corpus, references
+
+
+def evaluate_split(run: Run, split: SplitPaths, *, loss: bool = True, **decode: Any) -> Evaluation:
+    """Evaluate a loaded run on `split` (see :func:`evaluate_corpus`)."""
+    corpus, references = load_split(run, split)
+    return evaluate_corpus(Translator.from_run(run), corpus, references, loss=loss, **decode)

@@ -1,0 +1,106 @@
+"""Seq2Seq: an encoder, a decoder and an output layer, for any model family.
+
+    p(y | x) = Π_t softmax(W_out o_t)[y_t],   o_t = decoder(y_<t, encoder(x))_t
+
+This class implements :class:`attnmt.models.interface.Seq2SeqModel` once for every family.
+A family supplies two modules with these duties:
+
+- the encoder: ``encoder(src, src_lengths) -> enc`` (an :class:`EncoderOutput`);
+- the decoder:
+  ``decoder.prepare(enc) -> enc``: what can be computed once per sentence (attention keys);
+  ``decoder.init_state(enc) -> state``;
+  ``decoder(tgt_in, enc, state) -> (o (B, T, D), weights (B, heads, T, S) or None, state)``;
+  ``decoder.step(tokens, enc, state) -> (o (B, D), weights (B, heads, S) or None, state)``.
+
+The default attention map that search and the Translator show is the mean over heads
+(for a single-head score there is one head, so it is that head).
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from attnmt.special import BOS_ID, EOS_ID, PAD_ID
+
+
+class DecoderModule(Protocol):
+    """What Seq2Seq needs of a family's decoder (see the module docstring)."""
+
+    has_attention: bool
+
+    def prepare(self, enc: Any) -> Any: ...
+
+    def init_state(self, enc: Any) -> Any: ...
+
+    def step(self, tokens: Tensor, enc: Any, state: Any) -> tuple[Tensor, Tensor | None, Any]: ...
+
+    def __call__(
+        self, tgt_in: Tensor, enc: Any, state: Any
+    ) -> tuple[Tensor, Tensor | None, Any]: ...
+
+
+def head_mean(weights: Tensor | None) -> Tensor | None:
+    """The default attention map: weights (B, heads, ..., S) averaged over the heads."""
+    return None if weights is None else weights.mean(dim=1)
+
+
+class Seq2Seq(nn.Module):
+    """p(y | x) = Π_t softmax(W_out o_t)[y_t], with o_t from the decoder."""
+
+    def __init__(self, encoder: nn.Module, decoder: nn.Module, generator: nn.Linear) -> None:
+        super().__init__()
+        self.encoder = encoder
+        self.decoder = decoder
+        self.generator = generator
+        self.pad_id, self.bos_id, self.eos_id = PAD_ID, BOS_ID, EOS_ID
+
+    @property
+    def _decoder(self) -> DecoderModule:
+        return self.decoder  # type: ignore[return-value]
+
+    @property
+    def tgt_vocab_size(self) -> int:
+        return self.generator.out_features
+
+    @property
+    def has_attention(self) -> bool:
+        return self._decoder.has_attention
+
+    def encode(self, src: Tensor, src_lengths: Tensor) -> Any:
+        """Run the encoder and what the decoder precomputes (keys), once per sentence."""
+        return self._decoder.prepare(self.encoder(src, src_lengths))
+
+    def init_state(self, enc: Any) -> Any:
+        return self._decoder.init_state(enc)
+
+    def step(self, tokens: Tensor, enc: Any, state: Any) -> tuple[Tensor, Tensor | None, Any]:
+        """Previous tokens (B,) -> log-probabilities (B, V) in float32, attention (B, S)."""
+        output, weights, state = self._decoder.step(tokens, enc, state)
+        log_probs = F.log_softmax(self.generator(output).float(), dim=-1)
+        return log_probs, head_mean(weights), state
+
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing: logits (B, T, V) and attention weights (B, T, S) (None without
+        attention). `tgt_in` starts with BOS; the loss compares with the target shifted."""
+        enc = self.encode(src, src_lengths)
+        output, weights, _ = self._decoder(tgt_in, enc, self.init_state(enc))
+        return self.generator(output), head_mean(weights)
+
+    def attention_maps(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> dict[str, Tensor]:
+        """Every head, teacher-forced: ``cross`` (B, layers, heads, T, S); one layer here.
+        Families with self-attention override this to add ``encoder`` and ``decoder``."""
+        enc = self.encode(src, src_lengths)
+        _, weights, _ = self._decoder(tgt_in, enc, self.init_state(enc))
+        if weights is None:
+            return {}
+        return {"cross": weights.unsqueeze(1)}
+
+
+def count_parameters(model: nn.Module) -> int:
+    """Trainable parameters, each shared tensor counted once."""
+    return sum(p.numel() for p in model.parameters() if p.requires_grad)

@@ -1,0 +1,123 @@
+"""Greedy search and sampling: each row decodes on its own.
+
+- greedy search: the most likely token;
+- sampling: draw from the distribution, sharpened by a temperature and cut to the
+  top-k tokens or the top-p nucleus."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import torch
+from torch import Tensor
+
+from attnmt.config import DecodeConfig
+from attnmt.models.interface import Seq2SeqModel
+from attnmt.search.paths import collect, decoding_mode, start, step_rows, worth_pruning
+from attnmt.search.ranking import NEG_INF, Hypothesis, best_first
+from attnmt.search.rules import Rules
+
+
+def greedy(
+    model: Seq2SeqModel, src: Tensor, src_lengths: Tensor, settings: DecodeConfig
+) -> list[list[Hypothesis]]:
+    """y_t = argmax_y p(y | y_<t, x) until EOS. One hypothesis per sentence.
+
+    src (B, S), src_lengths (B,). `settings` gives the length rules and no_repeat_ngram;
+    its alpha and beta only set each hypothesis's rank_score.
+    """
+    return _decode_rows(model, src, src_lengths, settings, _argmax, 1)
+
+
+def sample(
+    model: Seq2SeqModel,
+    src: Tensor,
+    src_lengths: Tensor,
+    settings: DecodeConfig,
+    generator: torch.Generator | None = None,
+) -> list[list[Hypothesis]]:
+    """y_t ~ p(y | y_<t, x)^(1/T), cut to the top_k tokens and the top_p nucleus.
+
+    settings.n_best independent samples per sentence, best rank_score first (duplicates
+    are possible). Each score is the model's own log-probability, not the tempered one.
+    A seeded `generator` makes the draws reproducible for the same batch.
+    """
+    draw = _sampler(settings.temperature, settings.top_k, settings.top_p, generator)
+    return _decode_rows(model, src, src_lengths, settings, draw, settings.n_best)
+
+
+def _argmax(log_probs: Tensor) -> Tensor:
+    return log_probs.argmax(dim=-1)
+
+
+def top_k_filter(logits: Tensor, k: int) -> Tensor:
+    """Keep the k largest logits of each row (R, V), -inf elsewhere; k = 0 keeps all."""
+    if k <= 0 or k >= logits.size(-1):
+        return logits
+    kth = logits.topk(k, dim=-1).values[:, -1:]  # (R, 1)
+    return logits.masked_fill(logits < kth, NEG_INF)
+
+
+def top_p_filter(logits: Tensor, p: float) -> Tensor:
+    """Nucleus (Holtzman et al. 2020): keep the smallest set of most likely tokens whose
+    probability reaches p; a token stays if the tokens ranked above it hold less than p."""
+    if p >= 1.0:
+        return logits
+    sorted_logits, order = logits.sort(dim=-1, descending=True)  # (R, V)
+    probs = sorted_logits.softmax(dim=-1)
+    above = probs.cumsum(dim=-1) - probs  # mass of the tokens ranked higher
+    drop = torch.zeros_like(above, dtype=torch.bool).scatter(1, order, above >= p)
+    return logits.masked_fill(drop, NEG_INF)
+
+
+def _sampler(
+    temperature: float, top_k: int, top_p: float, generator: torch.Generator | None
+) -> Callable[[Tensor], Tensor]:
+    def draw(log_probs: Tensor) -> Tensor:
+        logits = top_p_filter(top_k_filter(log_probs / temperature, top_k), top_p)  # (R, V)
+        probs = logits.softmax(dim=-1)
+        return torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (R,)
+
+    return draw
+
+
+def _decode_rows(
+    model: Seq2SeqModel,
+    src: Tensor,
+    src_lengths: Tensor,
+    settings: DecodeConfig,
+    choose: Callable[[Tensor], Tensor],
+    copies: int,
+) -> list[list[Hypothesis]]:
+    """Decode `copies` independent rows per sentence, each taking choose(log_probs)."""
+    lengths = src_lengths.to(src.device)
+    rules = Rules.of(model, lengths, settings)
+    results: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
+    with decoding_mode(model):
+        paths, enc, state = start(model, src, src_lengths, copies)
+        finished = torch.zeros(len(paths.sentence), dtype=torch.bool, device=src.device)
+        while len(paths.sentence):
+            log_probs, attn, state = step_rows(model, paths, enc, state, rules)
+            tokens = choose(log_probs)  # (R,)
+            scores = paths.scores + log_probs.gather(1, tokens.unsqueeze(1)).squeeze(1)
+            every = torch.arange(len(tokens), device=tokens.device)
+            paths = paths.extend(every, tokens, scores, attn)
+            ended = (tokens == model.eos_id) & ~finished
+            if ended.any():  # move finished rows out
+                collect(
+                    results,
+                    paths.select(ended.nonzero().squeeze(1)),
+                    lengths,
+                    settings.alpha,
+                    settings.beta,
+                )
+                finished |= ended
+            if worth_pruning(finished):  # and drop them from every tensor
+                keep = (~finished).nonzero().squeeze(1)
+                paths, enc, state = (
+                    paths.select(keep),
+                    enc.index_select(keep),
+                    state.index_select(keep),
+                )
+                finished = finished[keep]
+    return [best_first(hypotheses, copies) for hypotheses in results]

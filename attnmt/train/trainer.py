@@ -1,0 +1,335 @@
+"""Training: batches by token budget, validation with BLEU/chrF, checkpoints that resume.
+
+The loss is the label-smoothed cross-entropy per target token. Every
+`train.validate_every` steps the trainer measures dev loss and perplexity, decodes the
+dev set (greedy unless `train.dev_beam` > 1) for BLEU and chrF, keeps the best model by
+`train.metric`, writes a resumable checkpoint and stops early after `train.patience`
+validations without improvement.
+
+A resumed run restores model, optimizer, schedule, random state and the position in the
+data, so it ends with the same weights as a run that was never interrupted.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from attnmt.config import Config
+from attnmt.data.batching import Batch, BatchSampler, make_batch
+from attnmt.device import autocast, resolve_device, resolve_precision
+from attnmt.evaluate.evaluation import evaluate_corpus
+from attnmt.models.build import build_model
+from attnmt.models.seq2seq import count_parameters
+from attnmt.train.callbacks import Callback, Log, console, default_callbacks
+from attnmt.train.loss import label_smoothed_loss, scheduled_sampling_log_probs
+from attnmt.train.schedule import LRSchedule
+from attnmt.train.setup import TrainingData, prepare_data, prepare_run_dir, process_rank
+from attnmt.translate.translator import Translator
+
+HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False}
+
+
+@dataclass
+class Progress:
+    """What a checkpoint must remember about the loop itself."""
+
+    step: int = 0
+    elapsed: float = 0.0  # wall time of the run, validation included, across resumes
+    train_time: float = 0.0  # the part spent in training steps
+    tgt_tokens: int = 0  # real target tokens trained on
+    best_value: float | None = None
+    best_step: int = 0
+    bad_validations: int = 0
+    stopped_early: bool = False
+    last_dev: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class TrainSummary:
+    run_dir: Path
+    steps: int
+    elapsed: float
+    tgt_tokens_per_s: float
+    best_step: int
+    best_dev: dict[str, float]
+    parameters: int
+    stop_reason: str
+
+
+class Trainer:
+    """The training loop of one run; `run()` trains until a stop condition.
+
+    Build one with :meth:`setup` (run directory, tokenizers, corpora, callbacks), or
+    directly from prepared :class:`TrainingData` and a list of callbacks.
+    """
+
+    def __init__(
+        self,
+        config: Config,
+        data: TrainingData,
+        checkpoint: dict[str, Any] | None = None,
+        callbacks: list[Callback] | None = None,
+        log: Log = console,
+    ) -> None:
+        self.config = config
+        self.run_dir = Path(config.run_dir)
+        self.data = data
+        self.callbacks = callbacks if callbacks is not None else []
+        self.log = log
+        train = config.train
+        if train.threads:
+            torch.set_num_threads(train.threads)
+        self.device = resolve_device(train.device)
+        self.dtype = resolve_precision(train.precision, self.device)
+        torch.manual_seed(train.seed)
+        self.model = build_model(config.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size)
+        self.model.to(self.device)
+        optimizer_class = torch.optim.AdamW if train.optimizer == "adamw" else torch.optim.Adam
+        self.optimizer = optimizer_class(
+            self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay
+        )
+        self.schedule = LRSchedule(
+            self.optimizer,
+            train.schedule,
+            train.lr,
+            train.warmup_steps,
+            train.max_steps,
+            max_seconds=self.budget_seconds(),
+        )
+        self.sampler = BatchSampler(
+            data.train.src_lengths,
+            data.train.tgt_lengths,
+            train.batch_tokens,
+            shuffle=True,
+            seed=train.seed,
+        )
+        self.progress = Progress()
+        if checkpoint is not None:
+            self._restore(checkpoint)
+
+    @classmethod
+    def setup(
+        cls,
+        config: Config,
+        resume: bool = False,
+        progress_bar: bool | None = None,
+        log: Log = console,
+    ) -> Trainer:
+        """Prepare the run directory, tokenizers and corpora, then build the trainer with
+        the default callbacks (progress bar, metrics log, TensorBoard, checkpoints)."""
+        rank = process_rank()
+        device = resolve_device(config.train.device)
+        checkpoint = prepare_run_dir(config, resume, log, device, rank)
+        data = prepare_data(config, log)
+        resumed = checkpoint["progress"]["step"] if checkpoint is not None else None
+        callbacks = default_callbacks(Path(config.run_dir), rank, progress_bar, resumed)
+        return cls(config, data, checkpoint, callbacks, log)
+
+    # -- state ------------------------------------------------------------------------
+
+    def budget_seconds(self) -> float | None:
+        minutes = self.config.train.max_minutes
+        return minutes * 60 if minutes else None
+
+    def seconds_left(self) -> float | None:
+        """Time left in the train.max_minutes budget (None without a budget)."""
+        budget = self.budget_seconds()
+        return None if budget is None else max(budget - self.progress.elapsed, 0.0)
+
+    def model_payload(self) -> dict[str, Any]:
+        """What a model checkpoint holds: config, vocabulary sizes and weights."""
+        return {
+            "config": self.config.to_dict(),
+            "src_vocab_size": self.data.src_tok.vocab_size,
+            "tgt_vocab_size": self.data.tgt_tok.vocab_size,
+            "model": self.model.state_dict(),
+        }
+
+    def state(self, sampler_state: dict[str, int]) -> dict[str, Any]:
+        """A resumable checkpoint: the model and everything the loop needs to continue."""
+        return {
+            **self.model_payload(),
+            "optimizer": self.optimizer.state_dict(),
+            "schedule": self.schedule.state_dict(),
+            "sampler": sampler_state,
+            "progress": asdict(self.progress),
+            "rng": {
+                "torch": torch.get_rng_state(),
+                "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+            },
+        }
+
+    def _restore(self, checkpoint: dict[str, Any]) -> None:
+        self.model.load_state_dict(checkpoint["model"])
+        self.optimizer.load_state_dict(checkpoint["optimizer"])
+        self.schedule.load_state_dict(checkpoint["schedule"])
+        self.sampler.load_state_dict(checkpoint["sampler"])
+        self.progress = Progress(**checkpoint["progress"])
+        torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
+        if torch.cuda.is_available() and checkpoint["rng"].get("cuda"):
+            torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["rng"]["cuda"]])
+
+    # -- the loop ---------------------------------------------------------------------
+
+    def run(self, until_step: int | None = None) -> TrainSummary:
+        """Train until max_steps, max_minutes, early stopping, or `until_step` (which stops
+        as an interruption would: a checkpoint, no validation)."""
+        train = self.config.train
+        reason = "max_steps"
+        window_tokens, window_start = 0, time.perf_counter()
+        last = time.perf_counter()
+        sampler_state = self.sampler.state_dict()
+        try:
+            while self.progress.step < train.max_steps:
+                for indices in self.sampler:
+                    started = time.perf_counter()
+                    loss, tokens = self._train_step(make_batch(self.data.train, indices))
+                    sampler_state = self.sampler.state_dict()
+                    now = time.perf_counter()
+                    self.progress.train_time += now - started
+                    self.progress.elapsed += now - last
+                    last = now
+                    self.progress.step += 1
+                    self.progress.tgt_tokens += tokens
+                    window_tokens += tokens
+                    step = self.progress.step
+                    self._emit("on_step")
+                    if step % train.log_every == 0:
+                        rate = window_tokens / max(now - window_start, 1e-9)
+                        lr = self.optimizer.param_groups[0]["lr"]
+                        self._record(
+                            {"split": "train", "loss": loss, "lr": lr, "tgt_tokens_per_s": rate}
+                        )
+                        window_tokens, window_start = 0, time.perf_counter()
+                    if step % train.validate_every == 0 and self._validate_and_save():
+                        reason = "early stopping"
+                        break
+                    if until_step is not None and step >= until_step:
+                        self._emit("on_save", self.sampler.state_dict(), False)
+                        return self._summary("interrupted")
+                    if self.seconds_left() == 0:
+                        reason = "max_minutes"
+                        break
+                    if step >= train.max_steps:
+                        break
+                if reason != "max_steps":
+                    break
+        except KeyboardInterrupt:
+            self._emit("on_save", sampler_state, False)
+            self.log(
+                f"interrupted at step {self.progress.step}; checkpoint saved, "
+                "continue with --resume"
+            )
+            raise
+        finally:
+            self._emit("on_end")
+        if self.progress.step % train.validate_every != 0:
+            self._validate_and_save()
+        if not (self.run_dir / "checkpoints" / "best.pt").exists():
+            self._emit("on_save", self.sampler.state_dict(), True)
+        return self._summary(reason)
+
+    def _train_step(self, batch: Batch) -> tuple[float, int]:
+        """One optimizer step; returns the mean loss per target token and the token count."""
+        train = self.config.train
+        self.model.train()
+        self.schedule.apply(self.progress.step + 1, self.progress.elapsed)
+        batch = batch.to(self.device)
+        tokens = batch.n_tgt_tokens
+        with autocast(self.device, self.dtype):
+            if train.teacher_forcing < 1.0:
+                logits = scheduled_sampling_log_probs(self.model, batch, train.teacher_forcing)
+            else:
+                logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
+        loss = label_smoothed_loss(logits, batch.tgt_out, train.label_smoothing) / tokens
+        self.optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        if train.clip_norm > 0:
+            torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.clip_norm)
+        self.optimizer.step()
+        return loss.item(), tokens
+
+    # -- validation -------------------------------------------------------------------
+
+    def validate(self) -> dict[str, float]:
+        """Dev loss, perplexity, BLEU, chrF and exact match, through the one evaluation
+        path (:func:`attnmt.evaluate.evaluation.evaluate_corpus`)."""
+        assert self.data.dev is not None
+        train = self.config.train
+        translator = Translator(
+            self.model, self.data.src_tok, self.data.tgt_tok, self.config, self.device, self.dtype
+        )
+        evaluation = evaluate_corpus(
+            translator,
+            self.data.dev,
+            self.data.dev_refs,
+            limit=train.dev_max_sentences,
+            beam=train.dev_beam,
+            n_best=1,
+            sample=False,
+        )
+        scores = evaluation.scores
+        keys = ("loss", "ppl", "bleu", "chrf", "exact")
+        return {key: scores[key] for key in keys}
+
+    def _validate_and_save(self) -> bool:
+        """Validate (when there is a dev set), checkpoint, and say whether to stop early."""
+        train = self.config.train
+        improved = True
+        if self.data.dev is not None:
+            metrics = self.validate()
+            self.progress.last_dev = metrics
+            self._record({"split": "dev", **metrics})
+            value = metrics[train.metric]
+            higher = HIGHER_IS_BETTER[train.metric]
+            best = self.progress.best_value
+            improved = best is None or (value > best if higher else value < best)
+            self.schedule.validated(value, higher)
+            if improved:
+                self.progress.best_value, self.progress.best_step = value, self.progress.step
+                self.progress.bad_validations = 0
+            else:
+                self.progress.bad_validations += 1
+            self.log(
+                f"step {self.progress.step}: dev loss {metrics['loss']:.3f} "
+                f"ppl {metrics['ppl']:.2f} BLEU {metrics['bleu']:.2f} "
+                f"chrF {metrics['chrf']:.2f} exact {metrics['exact']:.1%}"
+                + (" (best)" if improved else "")
+            )
+        if train.patience and self.progress.bad_validations >= train.patience:
+            self.progress.stopped_early = True
+        self._emit("on_save", self.sampler.state_dict(), improved)
+        return self.progress.stopped_early
+
+    # -- callbacks ----------------------------------------------------------------------
+
+    def _emit(self, hook: str, *args: Any) -> None:
+        for callback in self.callbacks:
+            getattr(callback, hook)(self, *args)
+
+    def _record(self, entry: dict[str, Any]) -> None:
+        entry = {"step": self.progress.step, "time": round(self.progress.elapsed, 3), **entry}
+        self._emit("on_log", entry)
+
+    def _summary(self, reason: str) -> TrainSummary:
+        progress = self.progress
+        return TrainSummary(
+            run_dir=self.run_dir,
+            steps=progress.step,
+            elapsed=progress.elapsed,
+            tgt_tokens_per_s=progress.tgt_tokens / max(progress.train_time, 1e-9),
+            best_step=progress.best_step,
+            best_dev=progress.last_dev,
+            parameters=count_parameters(self.model),
+            stop_reason=reason,
+        )
+
+
+def train(config: Config, resume: bool = False, progress_bar: bool | None = None) -> TrainSummary:
+    """Train the run `config` describes; the Python entry point behind `attnmt train`."""
+    return Trainer.setup(config, resume=resume, progress_bar=progress_bar).run()

@@ -1,0 +1,395 @@
+"""Figures for studying attention: heatmaps, n-best panels and learning curves.
+
+Every function builds a :class:`matplotlib.figure.Figure` directly (the object-oriented
+API), so nothing here touches pyplot's global state: importing this module changes no
+backend and no rcParams, and figures are freed as soon as they go out of scope.
+
+Inputs are plain Python and numpy (torch tensors work too), so this module depends on
+nothing in the training code; it is the plotting layer on top of the library, never the
+other way round.
+
+Attention weights are drawn on a fixed 0..1 colour scale, so heatmaps of different
+sentences and different models can be compared cell by cell.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import math
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import numpy.typing as npt
+from matplotlib.axes import Axes
+from matplotlib.figure import Figure
+from matplotlib.image import AxesImage
+from matplotlib.lines import Line2D
+
+from attnmt.errors import UserError
+from attnmt.io.files import write_bytes_atomic
+from attnmt.translate.words import EOS_LABEL, as_matrix
+from attnmt.translate.words import merge_attention as merge_attention
+from attnmt.translate.words import merge_labels as merge_labels
+from attnmt.translate.words import word_attention as word_attention
+
+ANNOTATE_BELOW = 20  # write the weight into each cell when both sides have at most this
+CMAP = "Blues"  # white for 0, dark blue for 1
+FORMATS = {".png": "png", ".svg": "svg"}  # file suffix -> matplotlib format
+
+
+# --------------------------------------------------------------------------- heatmaps
+
+
+def _row_labels(tgt_tokens: Sequence[str], rows: int) -> list[str]:
+    """Target labels for `rows` rows: the tokens, plus "</s>" for an extra EOS row."""
+    if rows == len(tgt_tokens):
+        return list(tgt_tokens)
+    if rows == len(tgt_tokens) + 1:
+        return [*tgt_tokens, EOS_LABEL]
+    raise ValueError(
+        f"attention has {rows} rows for {len(tgt_tokens)} target tokens "
+        "(expected one row per token, plus optionally one for EOS)"
+    )
+
+
+def _font_size(n: int) -> float:
+    """Tick label size that still fits when there are n labels on an axis."""
+    return 9.0 if n <= 30 else max(5.0, 9.0 - (n - 30) / 15)
+
+
+def heatmap_size(rows: int, columns: int, longest_label: int = 8) -> tuple[float, float]:
+    """Figure (width, height) in inches for a rows × columns heatmap with a colorbar."""
+    label_room = 0.3 + 0.065 * min(longest_label, 30)  # rotated source labels, y labels
+    width = 1.2 + label_room + 0.42 * columns
+    height = 0.9 + label_room + 0.34 * rows
+    return min(max(width, 3.5), 24.0), min(max(height, 2.5), 24.0)
+
+
+def draw_heatmap(
+    ax: Axes,
+    src_tokens: Sequence[str],
+    tgt_tokens: Sequence[str],
+    weights: npt.ArrayLike,
+    *,
+    annotate_below: int = ANNOTATE_BELOW,
+) -> AxesImage:
+    """Draw attention weights into `ax`: sources on x, targets on y; returns the image.
+
+    `weights` has shape (T, S) with S = len(src_tokens) and T = len(tgt_tokens), or one
+    more row for the EOS step (labelled "</s>"). Cells carry their weight as text when
+    the matrix is at most `annotate_below` on both sides.
+    """
+    matrix = as_matrix(weights)  # (T, S)
+    rows, columns = matrix.shape
+    if columns != len(src_tokens):
+        raise ValueError(f"attention has {columns} columns for {len(src_tokens)} source tokens")
+    tgt_labels = _row_labels(tgt_tokens, rows)
+    image = ax.imshow(matrix, cmap=CMAP, vmin=0.0, vmax=1.0, aspect="auto")
+    # parse_math=False: a token such as "$5" is text, not the start of a formula.
+    ax.set_xticks(
+        range(columns),
+        list(src_tokens),
+        rotation=60,
+        ha="right",
+        rotation_mode="anchor",
+        fontsize=_font_size(columns),
+        parse_math=False,
+    )
+    ax.set_yticks(range(rows), tgt_labels, fontsize=_font_size(rows), parse_math=False)
+    ax.set_xlabel("source")
+    ax.set_ylabel("target")
+    ax.tick_params(length=0)
+    if max(rows, columns) <= annotate_below:
+        for t in range(rows):
+            for j in range(columns):
+                weight = matrix[t, j]
+                ax.text(
+                    j,
+                    t,
+                    f"{weight:.2f}",
+                    ha="center",
+                    va="center",
+                    fontsize=7,
+                    color="white" if weight > 0.6 else "black",
+                )
+    return image
+
+
+def attention_figure(
+    src_tokens: Sequence[str],
+    tgt_tokens: Sequence[str],
+    weights: npt.ArrayLike,
+    *,
+    title: str | None = None,
+    annotate_below: int = ANNOTATE_BELOW,
+    ax: Axes | None = None,
+) -> Figure:
+    """A heatmap of one sentence's attention weights, with a colorbar.
+
+    Args:
+        src_tokens: the S source tokens, shown along x.
+        tgt_tokens: the target tokens, shown down y (an extra EOS row gets "</s>").
+        weights: (T, S) weights; row t is the distribution target t attends with.
+        title: optional title.
+        annotate_below: write weights into the cells when T and S are both at most this.
+        ax: draw into these axes (of an existing figure) instead of a new figure.
+
+    Returns:
+        The figure drawn on; a new one is sized from the matrix.
+    """
+    matrix = as_matrix(weights)
+    if ax is None:
+        longest = max((len(token) for token in [*src_tokens, *tgt_tokens]), default=1)
+        fig = Figure(
+            figsize=heatmap_size(matrix.shape[0], matrix.shape[1], longest), layout="constrained"
+        )
+        ax = fig.add_subplot()
+    parent = ax.figure  # the figure, or the subfigure that holds `ax`
+    fig = parent if isinstance(parent, Figure) else parent.figure
+    image = draw_heatmap(ax, src_tokens, tgt_tokens, matrix, annotate_below=annotate_below)
+    parent.colorbar(image, ax=ax, fraction=0.05, pad=0.02, label="attention weight")
+    if title is not None:
+        ax.set_title(title, parse_math=False)
+    return fig
+
+
+def nbest_figure(
+    src_tokens: Sequence[str],
+    hyps: Sequence[tuple[Sequence[str], npt.ArrayLike, float]],
+    *,
+    annotate_below: int = ANNOTATE_BELOW,
+) -> Figure:
+    """One heatmap panel per hypothesis of an n-best list, best first, one shared colorbar.
+
+    Args:
+        src_tokens: the S source tokens.
+        hyps: (target tokens, (T_k, S) weights, score) for each hypothesis k.
+
+    Returns:
+        A figure with the panels stacked top to bottom, each panel as tall as its target.
+    """
+    if not hyps:
+        raise ValueError("nbest_figure needs at least one hypothesis")
+    matrices = [as_matrix(weights) for _, weights, _ in hyps]
+    rows = [matrix.shape[0] for matrix in matrices]
+    longest = max(len(token) for token in [*src_tokens, *(t for h in hyps for t in h[0])])
+    width, _ = heatmap_size(max(rows), len(src_tokens), longest)
+    height = sum(heatmap_size(r, len(src_tokens), longest)[1] for r in rows)
+    fig = Figure(figsize=(width, min(height, 60.0)), layout="constrained")
+    axes = fig.subplots(len(hyps), 1, squeeze=False, height_ratios=[r + 3 for r in rows])
+    images = [
+        draw_heatmap(ax, src_tokens, tokens, matrix, annotate_below=annotate_below)
+        for (tokens, _, _), matrix, ax in zip(hyps, matrices, axes[:, 0], strict=True)
+    ]
+    for k, ((_, _, score), ax) in enumerate(zip(hyps, axes[:, 0], strict=True), start=1):
+        ax.set_title(f"#{k}   score {score:.3f}", loc="left", fontsize=10)
+    # Every panel uses the same 0..1 scale, so one colorbar serves them all.
+    fig.colorbar(images[0], ax=list(axes[:, 0]), fraction=0.03, pad=0.02, label="attention weight")
+    return fig
+
+
+# --------------------------------------------------------------------------- curves
+
+# (split, metric, y-axis label) for each row of the learning-curve grid.
+CURVES = (
+    ("train", "loss", "train loss"),
+    ("dev", "loss", "dev loss"),
+    ("dev", "bleu", "dev BLEU"),
+)
+
+
+def read_metrics(path: str | os.PathLike[str]) -> list[dict[str, Any]]:
+    """Read a run's ``metrics.jsonl``: one JSON object per line.
+
+    Blank lines are skipped and a malformed *last* line is dropped (the run may have
+    been stopped while writing it); a malformed line anywhere else is a UserError.
+    """
+    path = Path(path)
+    try:
+        lines = path.read_text(encoding="utf-8").splitlines()
+    except OSError as err:
+        raise UserError(f"cannot read metrics file {path}: {err.strerror}") from err
+    numbered = [(n, line) for n, line in enumerate(lines, start=1) if line.strip()]
+    records = []
+    for position, (number, line) in enumerate(numbered):
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError:
+            if position == len(numbered) - 1:
+                break  # a truncated last line
+            raise UserError(f"{path}:{number}: not a JSON object: {line[:60]!r}") from None
+        if not isinstance(record, dict):
+            raise UserError(f"{path}:{number}: not a JSON object: {line[:60]!r}")
+        records.append(record)
+    return records
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def metric_series(
+    records: Sequence[Mapping[str, Any]], split: str, metric: str, x: str = "step"
+) -> tuple[list[float], list[float]]:
+    """The (x, y) points of one metric of one split, in file order, skipping gaps."""
+    points = [
+        (float(record[x]), float(record[metric]))
+        for record in records
+        if record.get("split") == split
+        and _is_number(record.get(x))
+        and _is_number(record.get(metric))
+    ]
+    return [p[0] for p in points], [p[1] for p in points]
+
+
+def time_unit(seconds: float) -> tuple[float, str]:
+    """(divisor, name) to show a wall time whose largest value is `seconds`."""
+    if seconds >= 2 * 3600:
+        return 3600.0, "h"
+    if seconds >= 2 * 60:
+        return 60.0, "min"
+    return 1.0, "s"
+
+
+LINESTYLES = ("-", "--", ":", "-.")  # after ten runs the colours repeat with a new line style
+LEGEND_INSIDE_MAX = 4  # more runs than this: the BLEU-by-length legend goes outside
+
+
+def run_style(index: int) -> tuple[str, str]:
+    """(colour, line style) of the run at `index`, distinct for the first 40 runs."""
+    return f"C{index % 10}", LINESTYLES[index // 10 % len(LINESTYLES)]
+
+
+def _legend_label(name: str) -> str:
+    """A run name as legend text: "$" is literal, not the start of a formula."""
+    return name.replace("$", r"\$")
+
+
+def _curve_panel(
+    ax: Axes,
+    runs: Mapping[str, Sequence[Mapping[str, Any]]],
+    split: str,
+    metric: str,
+    x: str,
+    scale: float,
+) -> dict[str, Line2D]:
+    """Plot one metric of every run into `ax` (x values divided by `scale`).
+
+    Returns the line drawn for each run that has data; a panel without any says so.
+    """
+    lines = {}
+    for i, (name, records) in enumerate(runs.items()):
+        xs, ys = metric_series(records, split, metric, x)
+        if xs:
+            (lines[name],) = ax.plot(
+                [v / scale for v in xs],
+                ys,
+                color=run_style(i)[0],  # the run's colour and line, the same in every panel
+                linestyle=run_style(i)[1],
+                label=_legend_label(name),
+                marker="." if split == "dev" else "",
+                linewidth=1.2,
+            )
+    if not lines:
+        ax.text(0.5, 0.5, "no data", ha="center", va="center", transform=ax.transAxes)
+    ax.grid(alpha=0.3)
+    return lines
+
+
+def curves_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
+    """Learning curves of several runs overlaid: a 3 × 2 grid.
+
+    Rows are train loss, dev loss and dev BLEU; the left column plots them against the
+    training step, the right one against training wall time ("time", seconds since the
+    run started, shown in s, min or h). Each run keeps one colour in every panel, and
+    one legend names them all. Panels without data say so.
+
+    Args:
+        runs: run name -> its metrics records (as from :func:`read_metrics`).
+    """
+    times = [float(r["time"]) for rs in runs.values() for r in rs if _is_number(r.get("time"))]
+    divisor, unit = time_unit(max(times, default=0.0))
+    fig = Figure(figsize=(11.0, 9.0), layout="constrained")
+    axes = fig.subplots(len(CURVES), 2, squeeze=False)
+    handles: dict[str, Line2D] = {}
+    for row, (split, metric, y_label) in enumerate(CURVES):
+        for column, (x, scale, x_label) in enumerate(
+            (("step", 1.0, "step"), ("time", divisor, f"training time ({unit})"))
+        ):
+            ax = axes[row, column]
+            handles.update(_curve_panel(ax, runs, split, metric, x, scale))
+            ax.set_xlabel(x_label)
+            ax.set_ylabel(y_label)
+    if handles:
+        ordered = [handles[name] for name in runs if name in handles]
+        labels = [_legend_label(name) for name in runs if name in handles]
+        fig.legend(ordered, labels, loc="outside upper center", ncols=min(len(labels), 4))
+    return fig
+
+
+def bleu_by_length_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Figure:
+    """BLEU against source-length bucket, one line per run (Bahdanau et al. 2015, Fig. 2).
+
+    Args:
+        runs: run name -> rows from :func:`attnmt.study.bleu_by_length` (each with
+            "bucket", "low" and "bleu"; a bucket without sentences has bleu None).
+    """
+    buckets: dict[str, float] = {}  # label -> lower edge, to order the x axis
+    for rows in runs.values():
+        for row in rows:
+            buckets[row["bucket"]] = row["low"]
+    labels = sorted(buckets, key=buckets.__getitem__)
+    outside = len(runs) > LEGEND_INSIDE_MAX  # many runs: the legend goes right of the plot
+    width = max(5.0, 1.0 + 0.8 * len(labels)) + (2.4 if outside else 0.0)
+    fig = Figure(figsize=(width, 3.8), layout="constrained")
+    ax = fig.add_subplot()
+    for i, (name, rows) in enumerate(runs.items()):
+        by_label = {row["bucket"]: row.get("bleu") for row in rows}
+        ys = [by_label.get(label) for label in labels]
+        ax.plot(
+            range(len(labels)),
+            [np.nan if y is None else y for y in ys],
+            marker="o",
+            color=run_style(i)[0],
+            linestyle=run_style(i)[1],
+            label=_legend_label(name),
+        )
+    ax.set_xticks(range(len(labels)), labels, parse_math=False)
+    ax.set_xlabel("source length (tokens)")
+    ax.set_ylabel("BLEU")
+    ax.grid(alpha=0.3)
+    if outside:
+        fig.legend(loc="outside right upper", fontsize=8)
+    elif runs:
+        ax.legend(fontsize=8)
+    return fig
+
+
+# --------------------------------------------------------------------------- files
+
+
+def figure_bytes(fig: Figure, fmt: str = "png", dpi: float = 100) -> bytes:
+    """The figure rendered as PNG or SVG bytes, at exactly figsize × dpi pixels."""
+    buffer = io.BytesIO()
+    fig.savefig(buffer, format=fmt, dpi=dpi)
+    return buffer.getvalue()
+
+
+def save_figure(fig: Figure, path: str | os.PathLike[str], *, dpi: float = 100) -> Path:
+    """Save a figure as PNG or SVG, chosen by the file suffix, atomically.
+
+    Raises:
+        UserError: for any suffix other than .png or .svg.
+    """
+    path = Path(path)
+    fmt = FORMATS.get(path.suffix.lower())
+    if fmt is None:
+        raise UserError(
+            f"cannot save a figure as {path.name!r}: use a file name ending in .png or .svg"
+        )
+    write_bytes_atomic(path, figure_bytes(fig, fmt, dpi))
+    return path
