@@ -80,7 +80,10 @@ def attention_plot(
         src_tokens, tgt_tokens, weights = panels[0]
         title = f"{run_dir.resolve().name}: {_mechanism(run.config.model)}"
         return attention_figure(src_tokens, tgt_tokens, weights, title=title)
-    hyps = [(tgt, weights, h.score) for (_, tgt, weights), h in zip(panels, translation.hypotheses)]
+    hyps = [
+        (tgt, weights, h.score)
+        for (_, tgt, weights), h in zip(panels, translation.hypotheses, strict=True)
+    ]
     return nbest_figure(panels[0][0], hyps)
 
 

@@ -102,7 +102,9 @@ def example(translation: Translation) -> Example:
     return Example(src_words, tgt_words[:-1], weights)  # tgt_words[-1] is the EOS label
 
 
-def _statistic(function: Callable[[list[np.ndarray]], float], rows: list[np.ndarray]) -> float | None:
+def _statistic(
+    function: Callable[[list[np.ndarray]], float], rows: list[np.ndarray]
+) -> float | None:
     try:
         return function(rows) if rows else None
     except ValueError:  # e.g. no sentence with two output words

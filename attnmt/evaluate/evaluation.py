@@ -73,7 +73,9 @@ def evaluate_corpus(
     return Evaluation(translations, refs, scores, seconds)
 
 
-def load_split(run: Run, split: SplitPaths, name: str = "test") -> tuple[TokenizedCorpus, list[str]]:
+def load_split(
+    run: Run, split: SplitPaths, name: str = "test"
+) -> tuple[TokenizedCorpus, list[str]]:
     """A split tokenized with the run's tokenizers (cached in the run directory, nothing
     dropped) and its raw reference lines."""
     corpus = load_corpus(

@@ -15,6 +15,7 @@ Hooks, each optional:
 
 from __future__ import annotations
 
+import contextlib
 import json
 import sys
 from collections.abc import Callable
@@ -162,8 +163,6 @@ def default_callbacks(
         MetricsLog(run_dir, resumed_step),
         Checkpointer(),
     ]
-    try:
+    with contextlib.suppress(ImportError):  # tensorboard is optional
         callbacks.append(TensorBoard(run_dir))
-    except ImportError:
-        pass
     return callbacks

@@ -8,52 +8,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-import torch
+from helpers import SENTENCES, make_run
 
-from attnmt.config import build_config
-from attnmt.data.synthetic import generate
-from attnmt.data.tokenize import WORD_START, WordTokenizer, save_tokenizers
+from attnmt.data.tokenize import WORD_START
 from attnmt.errors import UserError
-from attnmt.io.checkpoint import save_checkpoint
-from attnmt.models.build import build_model
-from attnmt.special import EOS_ID
 from attnmt.translate.translator import Translation, Translator
-
-SENTENCES = [src for src, _ in generate(12, seed=5)]
-
-
-def make_run(
-    directory: Path, seed: int = 0, decoder: str = "bahdanau", vocab_size: int = 100
-) -> Path:
-    """A run directory holding a tiny random model with word tokenizers: what
-    ``attnmt train`` leaves behind, without training. Large random weights make outputs
-    depend on the source and differ in length (as in test_search)."""
-    pairs = generate(200, seed=1)
-    src_tok = WordTokenizer.build((s for s, _ in pairs), vocab_size)
-    tgt_tok = WordTokenizer.build((t for _, t in pairs), vocab_size)
-    save_tokenizers(src_tok, tgt_tok, directory / "tokenizer")
-    overrides: dict[str, Any] = {
-        "run_dir": str(directory),
-        "model": {"embed_dim": 8, "hidden_dim": 16, "dropout": 0.0, "decoder": decoder},
-        "data": {"tokenizer": "word", "vocab_size": vocab_size},
-        "train": {"precision": "fp32"},
-        "decode": {"beam": 1, "max_len": 25},
-    }
-    config = build_config([("test", overrides)])
-    torch.manual_seed(seed)
-    model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size)
-    with torch.no_grad():
-        for param in model.parameters():
-            param.normal_(0.0, 1.0)
-        model.generator.bias[EOS_ID] += 2.0
-    payload = {
-        "config": config.to_dict(),
-        "src_vocab_size": src_tok.vocab_size,
-        "tgt_vocab_size": tgt_tok.vocab_size,
-        "model": model.state_dict(),
-    }
-    save_checkpoint(directory / "checkpoints" / "best.pt", payload)
-    return directory
 
 
 @pytest.fixture(scope="module")

@@ -13,7 +13,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from test_translator import SENTENCES, make_run
+from helpers import SENTENCES, make_run
 
 from attnmt.cli import translate as translate_command
 from attnmt.cli.chat import Context, chat_loop

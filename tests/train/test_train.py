@@ -108,7 +108,9 @@ def test_existing_run_is_never_overwritten(task: Path, tmp_path: Path) -> None:
 
 def test_resume_needs_a_checkpoint(task: Path, tmp_path: Path) -> None:
     with pytest.raises(UserError, match="no checkpoint"):
-        Trainer.setup(tiny(task, tmp_path / "empty"), resume=True, progress_bar=False, log=lambda _: None)
+        Trainer.setup(
+            tiny(task, tmp_path / "empty"), resume=True, progress_bar=False, log=lambda _: None
+        )
 
 
 def test_scheduled_sampling_and_time_budget(task: Path, tmp_path: Path) -> None:
