@@ -144,6 +144,13 @@ class DataConfig(_Section):
     """Training pairs with more tokens than this on either side are dropped (and counted)."""
     drop_empty: bool = True
     """Drop training pairs with an empty side (and count them); False makes them an error."""
+    task: Literal["translation", "dialogue"] = "translation"
+    """translation, or dialogue: each source is the previous turns and a message joined
+    by " ||| ", each target the reply (`attnmt data chitchat`). `attnmt chat` needs a
+    dialogue run; `attnmt evaluate` then adds distinct-1/2 and the reply length."""
+    context_turns: int = Field(0, ge=0)
+    """Dialogue: how many turns before the message each source holds (`attnmt data
+    chitchat --context N`); `attnmt chat` feeds the model as many."""
 
 
 class TrainConfig(_Section):
