@@ -12,7 +12,7 @@ import torch
 
 from attnmt.errors import UserError
 from attnmt.io.files import atomic_write
-from attnmt.translate.schema import formatter
+from attnmt.translate.schema import UNITS, formatter
 from attnmt.translate.streaming import input_lines, interactive, terminal_lines, translate_stream
 from attnmt.translate.translator import Translation, Translator
 
@@ -24,10 +24,13 @@ output formats:
   text, --n-best 1   one translation per input line
   text, --n-best N   N lines per input line: INDEX ||| TRANSLATION ||| SCORE, where INDEX
                      counts input lines from 0 and SCORE is the model's log-probability
-  json               one JSON object per input line: text, score, tokens, src_tokens,
-                     attention (rows: output tokens and EOS; columns: source tokens;
-                     4 decimals) and, with --n-best N > 1, n_best: the N hypotheses,
-                     best first, each with text, score, tokens and attention
+  json               one JSON object per input line (the schema POST /translate of
+                     `attnmt serve` answers with): text, score, rank_score, tokens,
+                     source_tokens, attention (rows: output tokens and EOS; columns:
+                     source tokens; 4 decimals) and hypotheses: the n-best list, best
+                     first, each with text, score, rank_score, tokens and attention.
+                     --units words merges subword pieces into words (tokens, source
+                     tokens and attention alike)
 
 Without --input, stdin is read; on a terminal (and without --output) that gives an
 interactive prompt, one translation per line (Ctrl-D or Ctrl-C quits). Empty lines
@@ -117,6 +120,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--output", metavar="FILE", help="write here (atomically) instead of stdout"
     )
     parser.add_argument("--format", choices=("text", "json"), default="text", help="see below")
+    parser.add_argument(
+        "--units",
+        choices=UNITS,
+        default="pieces",
+        help="json: tokens and attention over subword pieces or whole words",
+    )
     parser.epilog = EPILOG
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
@@ -125,7 +134,7 @@ def run(args: argparse.Namespace) -> int:
     translator = load_translator(args)
     options = decode_options(args)
     n_best = translator.decode_config(**options).n_best
-    render = formatter(args.format, n_best)
+    render = formatter(args.format, n_best, args.units)
 
     def translate(chunk: list[str], number: int) -> list[Translation]:
         seed = None if args.seed is None else args.seed + number  # new draws per chunk

@@ -1,40 +1,122 @@
-"""Output formats of a translation: the JSON schema and the text lines."""
+"""Output formats of a translation: the one JSON schema, and the text lines.
+
+The JSON record of one translated sentence, shared by ``attnmt translate --format json``
+and ``POST /translate`` of ``attnmt serve``::
+
+    {
+      "text": "ein hund",                 # the best translation, detokenised
+      "score": -1.93,                     # log p(tokens + EOS | source), no penalties
+      "rank_score": -1.47,                # what search ranked by (penalties included)
+      "tokens": ["▁ein", "▁hund"],        # output tokens (pieces, or words if asked)
+      "source_tokens": ["▁a", "▁dog"],    # source tokens, the same unit
+      "attention": [[...], ...],          # (len(tokens) + 1) × len(source_tokens): one
+                                          # row per output token and one for EOS; null
+                                          # without attention (or when not asked for)
+      "attention_heads": [[[[...]]]],     # only for models that give heads: layers ×
+                                          # heads × rows × columns, like "attention"
+      "hypotheses": [                     # the n-best list, best first (the first is the
+        {"text", "score", "rank_score",   # translation above again)
+         "tokens", "attention"[, "attention_heads"]}
+      ]
+    }
+
+Weights are rounded to 4 decimals. In word units, the pieces of a word are merged by
+:meth:`Translation.word_attention`'s rule (source columns summed, target rows averaged),
+so every row stays a distribution.
+"""
 
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
-from typing import Any
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from attnmt.translate.translator import Translation
+from attnmt.data.tokenize import merge_pieces
+from attnmt.translate.words import merge_attention, merge_labels
+
+if TYPE_CHECKING:
+    from attnmt.translate.translator import Translation
+
+UNITS = ("pieces", "words")  # what a row or column of the attention stands for
 
 
-def rounded(attention: np.ndarray | None) -> list[list[float]] | None:
+def rounded(attention: np.ndarray | None) -> Any:
+    """Weights as nested lists of floats with 4 decimals (None stays None)."""
     return None if attention is None else np.round(attention.astype(np.float64), 4).tolist()
 
 
-def as_json(result: Translation, n_best: int) -> str:
-    """One JSON line for one input: the best translation, and the n-best list if n_best > 1."""
+def _word_groups(
+    src_tokens: Sequence[str], tokens: Sequence[str]
+) -> tuple[list[list[int]], list[list[int]]]:
+    """(source groups, target groups + the EOS row's own group): which pieces form words."""
+    return merge_pieces(src_tokens), [*merge_pieces(tokens), [len(tokens)]]
+
+
+def _merge(
+    weights: np.ndarray, src_groups: list[list[int]], tgt_groups: list[list[int]]
+) -> np.ndarray:
+    """Merge a (..., T + 1, S) stack of piece-level maps into words, map by map."""
+    if weights.shape[-1] == 0:  # an empty source: nothing to merge
+        return weights.astype(np.float64)
+    flat = weights.reshape(-1, *weights.shape[-2:])  # (M, T + 1, S)
+    merged = [merge_attention(matrix, src_groups, tgt_groups) for matrix in flat]
+    return np.stack(merged).reshape(*weights.shape[:-2], *merged[0].shape)  # (..., T', S')
+
+
+def _hypothesis_dict(hypothesis: Translation, units: str, attention: bool) -> dict[str, Any]:
+    """The fields of one hypothesis: text, score, rank_score, tokens, attention (+ heads)."""
+    tokens = list(hypothesis.tokens)
+    weights = hypothesis.attention if attention else None
+    heads = getattr(hypothesis, "attention_heads", None) if attention else None
+    if units == "words":
+        src_groups, tgt_groups = _word_groups(hypothesis.src_tokens, tokens)
+        tokens = merge_labels(tokens, tgt_groups[:-1])
+        weights = None if weights is None else _merge(weights, src_groups, tgt_groups)
+        heads = None if heads is None else _merge(np.asarray(heads), src_groups, tgt_groups)
     record: dict[str, Any] = {
-        "text": result.text,
-        "score": result.score,
-        "tokens": result.tokens,
-        "src_tokens": result.src_tokens,
-        "attention": rounded(result.attention),
+        "text": hypothesis.text,
+        "score": hypothesis.score,
+        "rank_score": hypothesis.rank_score,
+        "tokens": tokens,
+        "attention": rounded(weights),
     }
-    if n_best > 1:
-        record["n_best"] = [
-            {
-                "text": h.text,
-                "score": h.score,
-                "tokens": h.tokens,
-                "attention": rounded(h.attention),
-            }
-            for h in result.hypotheses
-        ]
-    return json.dumps(record, ensure_ascii=False) + "\n"
+    if heads is not None:
+        record["attention_heads"] = rounded(np.asarray(heads))
+    return record
+
+
+def to_dict(result: Translation, units: str = "pieces", attention: bool = True) -> dict[str, Any]:
+    """The JSON record of one translation (see the module docstring).
+
+    Args:
+        result: a translation from :meth:`Translator.translate`.
+        units: ``pieces`` (the model's tokens) or ``words`` (pieces merged into words).
+        attention: include the attention weights (else ``attention`` is null).
+    """
+    if units not in UNITS:
+        raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
+    source = list(result.src_tokens)
+    if units == "words":
+        source = merge_labels(source, merge_pieces(source))
+    best = _hypothesis_dict(result, units, attention)
+    hypotheses = result.hypotheses or [result]
+    return {
+        "text": best["text"],
+        "score": best["score"],
+        "rank_score": best["rank_score"],
+        "tokens": best["tokens"],
+        "source_tokens": source,
+        "attention": best["attention"],
+        **({"attention_heads": best["attention_heads"]} if "attention_heads" in best else {}),
+        "hypotheses": [_hypothesis_dict(h, units, attention) for h in hypotheses],
+    }
+
+
+def as_json(result: Translation, units: str = "pieces") -> str:
+    """One JSON line for one input: :func:`to_dict` with the attention."""
+    return json.dumps(to_dict(result, units), ensure_ascii=False) + "\n"
 
 
 def as_text(index: int, result: Translation, n_best: int) -> str:
@@ -44,8 +126,10 @@ def as_text(index: int, result: Translation, n_best: int) -> str:
     return "".join(f"{index} ||| {h.text} ||| {h.score:.4f}\n" for h in result.hypotheses)
 
 
-def formatter(output_format: str, n_best: int) -> Callable[[int, Translation], str]:
+def formatter(
+    output_format: str, n_best: int, units: str = "pieces"
+) -> Callable[[int, Translation], str]:
     """(input index, translation) -> output lines, in the chosen format."""
     if output_format == "json":
-        return lambda _, result: as_json(result, n_best)
+        return lambda _, result: as_json(result, units)
     return lambda index, result: as_text(index, result, n_best)

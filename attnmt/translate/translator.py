@@ -44,6 +44,7 @@ from attnmt.models.interface import Seq2SeqModel
 from attnmt.search.decode import decode, length_batches
 from attnmt.search.ranking import Hypothesis
 from attnmt.special import PAD_ID
+from attnmt.translate import schema
 from attnmt.translate.words import merge_labels, word_attention
 
 
@@ -80,6 +81,11 @@ class Translation:
         if not self.src_tokens:  # an empty source: only the EOS row, with no columns
             return [], ["</s>"], np.zeros((1, 0))
         return word_attention(self.src_tokens, self.tokens, self.attention, merge_pieces)
+
+    def to_dict(self, units: str = "pieces", attention: bool = True) -> dict[str, Any]:
+        """The one JSON record of this translation (``attnmt translate --format json`` and
+        ``attnmt serve``): see :mod:`attnmt.translate.schema`. `units`: pieces or words."""
+        return schema.to_dict(self, units, attention)
 
 
 class Translator:

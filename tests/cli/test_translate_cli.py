@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from helpers import SENTENCES, make_run
 
@@ -88,12 +89,30 @@ def test_json_format_has_every_field(run_dir: Path, monkeypatch, capsys) -> None
     records = [json.loads(line) for line in out.splitlines()]
     assert len(records) == len(LINES)
     for line, record in zip(LINES, records, strict=True):
-        assert {"text", "score", "tokens", "src_tokens", "attention", "n_best"} <= record.keys()
-        assert len(record["src_tokens"]) == len(line.split())
+        keys = {"text", "score", "rank_score", "tokens", "source_tokens", "attention"}
+        assert keys | {"hypotheses"} == record.keys()
+        assert len(record["source_tokens"]) == len(line.split())
         assert len(record["attention"]) == len(record["tokens"]) + 1
-        assert all(len(row) == len(record["src_tokens"]) for row in record["attention"])
-        assert record["n_best"][0]["text"] == record["text"]
+        assert all(len(row) == len(record["source_tokens"]) for row in record["attention"])
+        assert len(record["hypotheses"]) == (2 if line else 1)  # an empty line: one, empty
+        assert all(keys - {"source_tokens"} == h.keys() for h in record["hypotheses"])
+        assert {k: record["hypotheses"][0][k] for k in keys - {"source_tokens"}} == {
+            k: record[k] for k in keys - {"source_tokens"}
+        }
         assert all(round(w, 4) == w for row in record["attention"] for w in row)
+
+
+def test_json_units_words_merges_pieces(translator: Translator) -> None:
+    """Words: tokens lose the "▁" mark, rows stay distributions and match word_attention."""
+    result = translator.translate(SENTENCES[0], beam=2, n_best=2)
+    record = result.to_dict(units="words")
+    src_words, tgt_words, merged = result.word_attention()
+    assert record["source_tokens"] == src_words
+    assert record["tokens"] + ["</s>"] == tgt_words
+    assert np.allclose(record["attention"], merged, atol=1e-4)
+    for h in record["hypotheses"]:
+        assert all(sum(row) == pytest.approx(1.0, abs=1e-3) for row in h["attention"])
+    assert result.to_dict(attention=False)["attention"] is None
 
 
 def test_n_best_text_format(run_dir: Path, translator: Translator, monkeypatch, capsys) -> None:
