@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import typing
 from collections.abc import Iterable, Mapping
+from importlib import resources
 from pathlib import Path
 from typing import Any, Literal
 
@@ -358,6 +359,15 @@ def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -
         layers.append((str(path), read_yaml(path)))
     layers.extend((f"--set {text}", parse_override(text)) for text in overrides)
     return build_config(layers)
+
+
+def preset_path(name: str) -> Path:
+    """The preset `name` (e.g. ``multi30k_de_en_bahdanau.yaml``, ``study/03_bahdanau.yaml``)
+    shipped with attnmt as package data, wherever attnmt is installed."""
+    path = Path(str(resources.files("attnmt").joinpath("presets", name)))
+    if not path.is_file():
+        raise ConfigError(f"no preset named {name!r} in {path.parent}")
+    return path
 
 
 def save_config(config: Config, path: str | Path) -> None:

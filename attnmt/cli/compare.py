@@ -12,11 +12,12 @@ and monotonicity, heatmaps of three test sentences per run and the learning curv
 from __future__ import annotations
 
 import argparse
+import functools
 import shlex
 from pathlib import Path
 
 from attnmt.compare.orchestrate import CompareSettings, compare
-from attnmt.compare.tasks import TASKS
+from attnmt.compare.tasks import TASKS, multi30k_task
 from attnmt.config import SplitPaths
 from attnmt.errors import UserError
 
@@ -39,6 +40,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         type=float,
         default=None,
         help="training budget per config (default: 1 for synthetic, 15 for multi30k)",
+    )
+    parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where the Multi30k files are (default: data/multi30k, else ../shared/data/multi30k)",
     )
     parser.add_argument("--seed", type=int, default=1, help="train.seed of every config")
     parser.add_argument("--beam", type=int, default=1, help="beam size of the test decode")
@@ -71,10 +77,15 @@ def run(args: argparse.Namespace) -> int:
     if out.exists() and not out.is_dir():
         raise UserError(f"--out {out} is a file, not a folder")
     test = SplitPaths(src=args.test_src, tgt=args.test_ref) if args.test_src else None
+    task = TASKS[args.data]
+    if args.data_dir is not None:
+        if args.data != "multi30k":
+            raise UserError("--data-dir names the Multi30k folder; use it with --data multi30k")
+        task = functools.partial(multi30k_task, data_dir=Path(args.data_dir))
     settings = CompareSettings(
         inputs=list(args.inputs),
         out=out,
-        task=TASKS[args.data],
+        task=task,
         seed=args.seed,
         minutes=args.minutes,
         beam=args.beam,

@@ -78,7 +78,12 @@ def _command_of(argv: Sequence[str]) -> str | None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    parser = build_parser(_command_of(argv))
+    command = _command_of(argv)
+    try:
+        parser = build_parser(command)
+    except UserError as err:  # e.g. a command whose optional extra is not installed
+        print(f"attnmt {command}: error: {err}", file=sys.stderr)
+        return 2
     args = parser.parse_args(argv)
     if getattr(args, "handler", None) is None:
         parser.print_help()

@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
-from matplotlib.figure import Figure
 
 from attnmt.config import ModelConfig
 from attnmt.errors import UserError
@@ -24,6 +24,9 @@ from attnmt.viz.plot import (
     read_metrics,
     save_figure,
 )
+
+if TYPE_CHECKING:
+    from matplotlib.figure import Figure
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:

@@ -11,14 +11,12 @@ from typing import Any
 
 from attnmt.config import (
     SplitPaths,
+    preset_path,
     read_yaml,
 )
 from attnmt.data.synthetic import make_splits, sentence_pair
 from attnmt.errors import UserError
 from attnmt.io.files import write_text_atomic
-
-ROOT = Path(__file__).resolve().parent.parent  # the repository root (editable install)
-
 
 CONJUNCTION = ("and", "soshite")  # joins clauses: source word, target word
 
@@ -107,7 +105,7 @@ def synthetic_task(out: Path, **sizes: int) -> Task:
     return Task("synthetic", data, defaults, minutes=1.0)
 
 
-MULTI30K_CONFIG = ROOT / "configs" / "multi30k_de_en_bahdanau.yaml"
+MULTI30K_PRESET = "multi30k_de_en_bahdanau.yaml"  # shipped in attnmt/presets
 
 
 MULTI30K_FILES = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
@@ -116,11 +114,12 @@ MULTI30K_FILES = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
 MULTI30K_SIZES = ("rnn", "bidirectional", "embed_dim", "hidden_dim", "dropout")
 
 
-def multi30k_dir() -> Path:
-    """Where the Multi30k files are: ``data/multi30k``, else ``../shared/data/multi30k``
-    (both relative to the current directory, then to the repository root)."""
-    candidates = [Path("data/multi30k"), Path("../shared/data/multi30k")]
-    candidates += [ROOT / "data/multi30k", ROOT.parent / "shared/data/multi30k"]
+def multi30k_dir(given: Path | None = None) -> Path:
+    """Where the Multi30k files are: `given` (``--data-dir``), else ``data/multi30k`` (where
+    ``attnmt data multi30k`` puts them), else ``../shared/data/multi30k``, relative to the
+    current directory."""
+    candidates = [given] if given is not None else []
+    candidates += [Path("data/multi30k"), Path("../shared/data/multi30k")]
     for directory in candidates:
         if (directory / "train.de.gz").is_file():
             return directory
@@ -130,11 +129,11 @@ def multi30k_dir() -> Path:
     )
 
 
-def multi30k_task(out: Path) -> Task:
+def multi30k_task(out: Path, data_dir: Path | None = None) -> Task:
     """Multi30k de->en with the tokenizer, sizes and training settings of
     configs/multi30k_de_en_bahdanau.yaml (only its model sizes, not its attention)."""
-    directory = multi30k_dir()
-    reference = read_yaml(MULTI30K_CONFIG)
+    directory = multi30k_dir(data_dir)
+    reference = read_yaml(preset_path(MULTI30K_PRESET))
     data = dict(reference["data"])
     for split, stem in MULTI30K_FILES.items():
         data[split] = {

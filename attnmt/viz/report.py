@@ -23,6 +23,7 @@ import math
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from importlib import resources
 from pathlib import Path
 from typing import Any
 
@@ -93,24 +94,8 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 ATTENTION_STATS = ("attention_entropy", "monotonicity")
 
-CSS = """
-body { font: 14px/1.45 system-ui, sans-serif; margin: 2em auto; max-width: 1200px;
-       padding: 0 1em; color: #222; }
-h1 { font-size: 1.6em; } h2 { border-bottom: 1px solid #ddd; padding-bottom: .2em; }
-table { border-collapse: collapse; margin: 1em 0; }
-th, td { border: 1px solid #ddd; padding: .3em .6em; vertical-align: top; }
-th { background: #f5f5f5; text-align: left; }
-td.num { text-align: right; font-variant-numeric: tabular-nums; }
-img { max-width: 100%; height: auto; }
-.note { color: #777; font-style: italic; }
-.grid td { text-align: left; }
-.heatmaps { display: flex; flex-wrap: wrap; gap: 1.2em; align-items: flex-start; }
-.heatmaps figure { margin: 0; width: min-content; } .heatmaps figure.text { width: 18em; }
-.heatmaps img { max-width: none; }  /* at most about 1050 px: see COMPACT_SCALE */
-.run { font-weight: 600; margin-bottom: .3em; }
-figcaption { font-size: .9em; color: #444; }
-pre { background: #f5f5f5; padding: .6em; white-space: pre-wrap; }
-"""
+CSS = resources.files("attnmt.viz").joinpath("report.css").read_text(encoding="utf-8")
+"""The report's style sheet, kept in report.css beside this module."""
 
 
 # --------------------------------------------------------------------------- html bits
