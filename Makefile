@@ -27,7 +27,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check attnmt tests benchmarks
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy attnmt
+	$(BIN)/mypy attnmt tests/models/test_interface.py
 
 unit: $(BIN)/.installed
 	$(BIN)/pytest -q
