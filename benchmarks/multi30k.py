@@ -10,18 +10,13 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import time
 from pathlib import Path
 
 import torch
 
 from attnmt.config import load_config
-from attnmt.data.corpus import load_corpus
-from attnmt.data.text import read_parallel
-from attnmt.data.tokenize import load_tokenizers
-from attnmt.device import resolve_precision
-from attnmt.evaluate.metrics import corpus_metrics, detokenize, translate_corpus
-from attnmt.io.checkpoint import load_model
+from attnmt.evaluate.evaluation import evaluate_split
+from attnmt.io.run import Run
 from attnmt.models.seq2seq import count_parameters
 from attnmt.train.trainer import Trainer
 from benchmarks import common
@@ -58,15 +53,9 @@ def main() -> None:
     torch.set_num_threads(args.threads)
 
     summary = Trainer.setup(config).run()
-    model, config = load_model(run_dir)
-    device = torch.device("cpu")
-    dtype = resolve_precision(config.train.precision, device)
-    src_tok, tgt_tok = load_tokenizers(Path(run_dir) / "tokenizer")
-    test = config.data.test
-    corpus = load_corpus(
-        test, "test", src_tok, tgt_tok, config.data, Path(run_dir) / "cache", False
-    )
-    references = [tgt for _, tgt in read_parallel(test, "test")]
+    run = Run.load(run_dir, device="cpu")
+    model, config, src_tok = run.model, run.config, run.src_tok
+    dtype = run.dtype
     rows = [
         (
             "model",
@@ -84,16 +73,16 @@ def main() -> None:
         ("best dev BLEU (greedy) at step", f"{summary.best_step}"),
     ]
     for beam in (1, 5):
-        decode_config = config.decode.model_copy(update={"beam": beam})
-        start = time.perf_counter()
-        results = translate_corpus(model, corpus, decode_config, device, dtype)
-        seconds = time.perf_counter() - start
-        scores = corpus_metrics(detokenize(results, tgt_tok), references)
+        evaluation = evaluate_split(run, config.data.test, loss=False, beam=beam)
+        scores, seconds = evaluation.scores, evaluation.decode_seconds
         label = "greedy" if beam == 1 else f"beam {beam}"
         rows += [
             (f"test_2016_flickr BLEU, {label}", f"{scores['bleu']:.2f}"),
             (f"test_2016_flickr chrF, {label}", f"{scores['chrf']:.2f}"),
-            (f"decoding sentences/s, {label} (batched)", f"{len(references) / seconds:,.0f}"),
+            (
+                f"decoding sentences/s, {label} (batched)",
+                f"{len(evaluation.references) / seconds:,.0f}",
+            ),
         ]
     rows.append(("peak RSS", f"{common.peak_rss_mb():,.0f} MB"))
     common.append(f"Multi30k de->en, {args.minutes:g} min training budget", rows)
