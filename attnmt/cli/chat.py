@@ -1,81 +1,50 @@
-"""Talk to a dialogue model: each message is "translated" into a reply, with optional context."""
+"""Talk to a dialogue model: each message, with the turns before it, is "translated" into a
+reply (see attnmt.translate.chatbot)."""
 
 from __future__ import annotations
 
 import argparse
 import sys
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Sequence
+
+import numpy as np
 
 from attnmt.cli.translate import add_model_arguments, decode_options, load_translator
+from attnmt.data.chitchat import SEPARATOR
 from attnmt.errors import UserError
+from attnmt.translate.chatbot import Chatbot, check_dialogue
 from attnmt.translate.streaming import terminal_lines
 
-SEPARATOR = " ||| "  # joins context turns and the message into one source line
 PROMPT = "you> "
-RESET, QUIT = "/reset", "/quit"
+BOT = "bot> "
+RESET, ATTENTION, QUIT = "/reset", "/attention", "/quit"
+SHADES = " ░▒▓█"  # attention weight 0 .. 1 in five steps
 EPILOG = f"""\
-With --context N the model reads the previous N turns (your messages and its replies
-each count as one turn), oldest first, then your message, joined with --separator:
+commands at the prompt:
+  {RESET}              forget the conversation (the next message has no context)
+  {ATTENTION} [FILE]   the last reply's attention over what the model read: a text
+                      heatmap here, or a PNG/SVG written to FILE (needs attnmt[viz])
+  {QUIT}, Ctrl-D       leave (Ctrl-C too)
+
+The model reads the previous N turns (your messages and its replies each count one),
+oldest first, then your message, joined with --separator:
 
   turn_1{SEPARATOR}turn_2{SEPARATOR}...{SEPARATOR}message
 
-Train the dialogue model on source lines formatted the same way. Type {RESET} to clear
-the context and {QUIT}, Ctrl-D or Ctrl-C to quit."""
-
-
-@dataclass
-class Context:
-    """The last `turns` utterances of the conversation, fed before each new message."""
-
-    turns: int  # how many previous utterances (user and bot each count) to feed
-    separator: str = SEPARATOR
-    history: list[str] = field(default_factory=list)  # oldest first
-
-    def source(self, message: str) -> str:
-        """The model input for `message`: the kept turns and the message, joined."""
-        kept = self.history[-self.turns :] if self.turns > 0 else []
-        return self.separator.join([*kept, message])
-
-    def add(self, message: str, reply: str) -> None:
-        """Remember one exchange, dropping what no later source will need."""
-        self.history += [message, reply]
-        del self.history[: max(0, len(self.history) - self.turns)]
-
-    def reset(self) -> None:
-        self.history.clear()
-
-
-def chat_loop(
-    lines: Iterable[str],
-    respond: Callable[[str], str],
-    write: Callable[[str], object],
-    context: Context,
-) -> int:
-    """Answer each line with respond(context + line) until the lines end or /quit.
-
-    Blank lines are skipped; /reset clears the context. Returns 0.
-    """
-    for line in lines:
-        message = line.strip()
-        if not message:
-            continue
-        if message == QUIT:
-            break
-        if message == RESET:
-            context.reset()
-            write("(context cleared)\n")
-            continue
-        reply = respond(context.source(message))
-        write(reply + "\n")
-        context.add(message, reply)
-    return 0
+N defaults to the run's data.context_turns, the --context the training data was written
+with (attnmt data chitchat --context N). Decoding defaults to the run's decode settings:
+the chitchat presets sample from the top-p nucleus (--top-p 0.9 --temperature 0.8, no
+3-gram repeated), because beam search gives short generic replies ("i don't know").
+--beam 1 --no-sample is greedy; --seed S replays a conversation exactly."""
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     add_model_arguments(parser)
     parser.add_argument(
-        "--context", type=int, default=0, metavar="N", help="previous turns to feed (default 0)"
+        "--context",
+        type=int,
+        metavar="N",
+        help="previous turns to feed (default: the run's data.context_turns)",
     )
     parser.add_argument(
         "--separator", default=SEPARATOR, help=f"joins turns into one line (default {SEPARATOR!r})"
@@ -84,28 +53,96 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.formatter_class = argparse.RawDescriptionHelpFormatter
 
 
+def text_heatmap(src_words: Sequence[str], tgt_words: Sequence[str], weights: np.ndarray) -> str:
+    """Attention as text: one row per source word, one column per reply word (numbered,
+    named in a legend above), each cell a shade from blank (0) to full (1)."""
+    legend = "  ".join(f"{j + 1}={word}" for j, word in enumerate(tgt_words))
+    width = max((len(word) for word in src_words), default=0)
+    header = " " * width + " " + "".join(f"{j + 1:<3}" for j in range(len(tgt_words)))
+    lines = [f"columns: {legend}", header.rstrip()]
+    for i, word in enumerate(src_words):
+        cells = "".join(_shade(float(weights[j, i])) * 2 + " " for j in range(len(tgt_words)))
+        lines.append(f"{word:>{width}} {cells}".rstrip())
+    return "\n".join(lines) + "\n"
+
+
+def _shade(weight: float) -> str:
+    return SHADES[min(len(SHADES) - 1, round(weight * (len(SHADES) - 1)))]
+
+
+def show_attention(bot: Chatbot, argument: str) -> str:
+    """What /attention prints: the text heatmap, or where the figure was written."""
+    if bot.last is None:
+        return "(no reply yet: say something first)\n"
+    if bot.last.attention is None:
+        return "(this model has no attention)\n"
+    src_words, tgt_words, weights = bot.last.word_attention()  # (T + 1, S) rows: reply + EOS
+    if not argument:
+        return text_heatmap(src_words, tgt_words, weights)
+    try:
+        from attnmt.viz.plot import attention_figure, save_figure
+    except ImportError:
+        return "(drawing a figure needs matplotlib: pip install 'attnmt[viz]')\n"
+    figure = attention_figure(src_words, tgt_words, weights, title="last reply")
+    return f"attention written to {save_figure(figure, argument)}\n"
+
+
+def chat_loop(lines: Iterable[str], bot: Chatbot, write: Callable[[str], object]) -> int:
+    """Answer each line until the lines end (Ctrl-D) or /quit; returns 0.
+
+    Blank lines are skipped; /reset and /attention are handled here; a mistake in a command
+    (an unwritable figure path, say) is reported in one line and the chat goes on.
+    """
+    for line in lines:
+        message = line.strip()
+        if not message:
+            continue
+        command, _, argument = message.partition(" ")
+        try:
+            if command == QUIT:
+                break
+            if command == RESET:
+                bot.reset()
+                write("(context cleared)\n")
+            elif command == ATTENTION:
+                write(show_attention(bot, argument.strip()))
+            elif command.startswith("/") and command[1:].isalpha():
+                write(f"(unknown command {command}; try {RESET}, {ATTENTION} or {QUIT})\n")
+            else:
+                write(BOT + bot.reply(message) + "\n")
+        except UserError as err:
+            write(f"error: {err}\n")
+    return 0
+
+
 def run(args: argparse.Namespace) -> int:
-    if args.context < 0:
+    if args.context is not None and args.context < 0:
         raise UserError(f"--context must be 0 or more (got {args.context})")
     translator = load_translator(args)
-    options = decode_options(args)
-
-    def respond(source: str) -> str:
-        return translator.translate(source, seed=args.seed, **options).text
+    check_dialogue(translator, args.model)
+    bot = Chatbot(
+        translator,
+        context=args.context,
+        separator=args.separator,
+        seed=args.seed,
+        **decode_options(args),
+    )
 
     def write(text: str) -> None:
         sys.stdout.write(text)
         sys.stdout.flush()
 
-    if sys.stdin.isatty():
-        print(
-            f"Chatting with {args.model}; {RESET} clears the context, Ctrl-D quits.",
-            file=sys.stderr,
-        )
     try:
-        return chat_loop(
-            terminal_lines(PROMPT), respond, write, Context(args.context, args.separator)
-        )
+        if sys.stdin.isatty():
+            print(
+                f"Chatting with {args.model} (context: {bot.window.turns} turns); "
+                f"{RESET} clears it, {ATTENTION} shows the last reply's attention, "
+                "Ctrl-D quits.",
+                file=sys.stderr,
+            )
+        return chat_loop(terminal_lines(PROMPT), bot, write)
     except KeyboardInterrupt:  # Ctrl-C while the model answers: quit quietly
         print(file=sys.stderr)
         return 0
+    except OSError as err:  # the terminal went away or cannot be read: one line, no traceback
+        raise UserError(f"the terminal cannot be used ({err.strerror or err})") from None

@@ -1,4 +1,5 @@
-"""Score a trained model on a test set: BLEU, chrF and perplexity."""
+"""Score a trained model on a test set: BLEU, chrF and perplexity; for a dialogue model
+(data.task: dialogue) also distinct-1/2 and the mean reply length of the decoded replies."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import json
 from pathlib import Path
 
 from attnmt.config import SplitPaths
+from attnmt.evaluate.dialogue import dialogue_metrics
 from attnmt.evaluate.evaluation import evaluate_split
 from attnmt.io.files import write_text_atomic
 from attnmt.io.run import Run
@@ -17,6 +19,13 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--src", required=True, help="source sentences, one per line (.gz ok)")
     parser.add_argument("--ref", required=True, help="reference translations, line-aligned")
     parser.add_argument("--beam", type=int, default=None, help="beam size (default: decode.beam)")
+    parser.add_argument(
+        "--sample",
+        action=argparse.BooleanOptionalAction,
+        default=None,
+        help="sample instead of searching (default: decode.sample); --beam 1 --no-sample is greedy",
+    )
+    parser.add_argument("--seed", type=int, default=1, help="seed for sampling (default: 1)")
     parser.add_argument("--output", help="also write the translations to this file")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -26,10 +35,14 @@ def run(args: argparse.Namespace) -> int:
     run = Run.load(args.model, device=args.device)
     split = SplitPaths(src=args.src, tgt=args.ref)
     beam = args.beam if args.beam is not None else run.config.decode.beam
-    evaluation = evaluate_split(run, split, beam=beam)
+    sample = args.sample if args.sample is not None else run.config.decode.sample
+    evaluation = evaluate_split(run, split, beam=beam, sample=sample, seed=args.seed)
     hypotheses = evaluation.hypotheses
     scores = {key: evaluation.scores[key] for key in ("bleu", "chrf", "ppl")}
-    scores.update(sentences=len(hypotheses), beam=beam)
+    dialogue = run.config.data.task == "dialogue"
+    if dialogue:  # what the decoding produces: varied or generic, long or short
+        scores.update(dialogue_metrics(hypotheses))
+    scores.update(sentences=len(hypotheses), beam=beam, sample=sample)
     if args.output:
         write_text_atomic(Path(args.output), "".join(h + "\n" for h in hypotheses))
     if args.json:
@@ -37,6 +50,12 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(
             f"BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  perplexity {scores['ppl']:.2f}"
-            f"  ({len(hypotheses)} sentences, beam {beam})"
+            f"  ({len(hypotheses)} sentences, {'sampling' if sample else f'beam {beam}'})"
         )
+        if dialogue:
+            print(
+                f"distinct-1 {scores['distinct_1']:.4f}  distinct-2 {scores['distinct_2']:.4f}"
+                f"  reply length {scores['reply_len']:.2f} words"
+                f"  unique replies {scores['unique']:.1%}"
+            )
     return 0

@@ -1,0 +1,155 @@
+"""`attnmt chat` as a person uses it, in a real pseudo-terminal: a tiny model trained here
+on a slice of the chitchat corpus, three turns, /attention, /reset, Ctrl-D."""
+
+from __future__ import annotations
+
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from attnmt.cli.main import main
+from attnmt.config import build_config
+from attnmt.data.chitchat import read_conversations, write_dialogue_data
+from attnmt.train.trainer import Trainer
+
+TIMEOUT_S = 60.0  # per expected answer; the machine may be busy
+
+
+@pytest.fixture(scope="module")
+def chat_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A dialogue model trained for a few steps on 40 real conversations."""
+    pytest.importorskip("chitchat_dataset")
+    root = tmp_path_factory.mktemp("chat")
+    conversations = read_conversations()
+    tiny = {conv_id: conversations[conv_id] for conv_id in sorted(conversations)[:40]}
+    data = root / "data"
+    write_dialogue_data(data, context=1, seed=1, held_out=3, conversations=tiny)
+    split = lambda n: {"src": str(data / f"{n}.src"), "tgt": str(data / f"{n}.tgt")}  # noqa: E731
+    overrides = {
+        "run_dir": str(root / "run"),
+        "model": {"embed_dim": 16, "hidden_dim": 32, "dropout": 0.0, "decoder": "luong"},
+        "data": {
+            "task": "dialogue",
+            "context_turns": 1,
+            "train": split("train"),
+            "dev": split("dev"),
+            "tokenizer": "word",
+            "vocab_size": 300,
+        },
+        "train": {
+            "max_steps": 20,
+            "validate_every": 20,
+            "batch_tokens": 800,
+            "precision": "fp32",
+            "lr": 0.01,
+            "metric": "loss",
+            "dev_max_sentences": 5,
+            "threads": 1,
+        },
+        "decode": {"sample": True, "top_p": 0.9, "beam": 1, "max_len": 12},
+    }
+    config = build_config([("test", overrides)])
+    Trainer.setup(config, progress_bar=False, log=lambda _: None).run()
+    return root / "run"
+
+
+class Terminal:
+    """A command running in a pseudo-terminal: type lines, wait for text."""
+
+    def __init__(self, args: list[str]) -> None:
+        self.master, slave = pty.openpty()
+        env = {**os.environ, "TERM": "dumb", "COLUMNS": "200"}
+        self.process = subprocess.Popen(args, stdin=slave, stdout=slave, stderr=slave, env=env)
+        os.close(slave)
+        self.seen = ""  # everything shown so far
+        self.unread = ""  # shown since the last expect
+
+    def type(self, text: str) -> None:
+        os.write(self.master, text.encode())
+
+    def expect(self, text: str) -> str:
+        """Wait until `text` shows; return what showed before it."""
+        deadline = time.monotonic() + TIMEOUT_S
+        while text not in self.unread:
+            left = deadline - time.monotonic()
+            assert left > 0, f"timed out waiting for {text!r}; screen:\n{self.seen}"
+            ready, _, _ = select.select([self.master], [], [], left)
+            if ready:
+                try:
+                    chunk = os.read(self.master, 4096).decode(errors="replace")
+                except OSError:  # the child closed the terminal
+                    chunk = ""
+                assert chunk, f"the program ended before {text!r}; screen:\n{self.seen}"
+                self.seen += chunk
+                self.unread += chunk
+        before, _, self.unread = self.unread.partition(text)
+        return before
+
+    def finish(self) -> int:
+        code = self.process.wait(timeout=TIMEOUT_S)
+        while select.select([self.master], [], [], 0.1)[0]:
+            try:
+                chunk = os.read(self.master, 4096).decode(errors="replace")
+            except OSError:
+                break
+            if not chunk:
+                break
+            self.seen += chunk
+        os.close(self.master)
+        return code
+
+
+def test_chat_in_a_terminal(chat_run: Path, tmp_path: Path) -> None:
+    command = [sys.executable, "-m", "attnmt.cli", "chat", "--model", str(chat_run)]
+    terminal = Terminal([*command, "--seed", "1", "--device", "cpu", "--threads", "1"])
+    banner = terminal.expect("you> ")
+    assert "Chatting with" in banner and "context: 1 turns" in banner
+    for message in ("hi, how are you?", "what are you studying?", "do you like the snow?"):
+        terminal.type(message + "\n")
+        terminal.expect("bot> ")
+        reply = terminal.expect("you> ").strip()
+        assert reply  # a sampled reply of at least one word
+    terminal.type("/attention\n")
+    heatmap = terminal.expect("you> ")
+    assert "columns: 1=" in heatmap  # the reply words
+    assert "snow" in heatmap and "studying" in heatmap  # the message and the context turn
+    figure = tmp_path / "attention.png"
+    terminal.type(f"/attention {figure}\n")
+    shown = terminal.expect("you> ")
+    assert figure.is_file() or "pip install 'attnmt[viz]'" in shown
+    terminal.type("/reset\n")
+    assert "(context cleared)" in terminal.expect("you> ")
+    terminal.type("/attention\n")
+    assert "no reply yet" in terminal.expect("you> ")
+    terminal.type("\x04")  # Ctrl-D
+    assert terminal.finish() == 0
+    assert "Traceback" not in terminal.seen
+
+
+def test_quit_and_piped_input(chat_run: Path) -> None:
+    result = subprocess.run(
+        [sys.executable, "-m", "attnmt.cli", "chat", "--model", str(chat_run), "--beam", "1"],
+        input="hello\n\n/quit\nnever read\n",
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT_S,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.count("bot> ") == 1 and "Traceback" not in result.stderr
+
+
+def test_a_translation_run_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from helpers import make_run
+
+    run_dir = make_run(tmp_path / "mt")
+    assert main(["chat", "--model", str(run_dir)]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and "not a dialogue model" in lines[0]
