@@ -1,0 +1,134 @@
+"""Serve trained models over HTTP, with dynamic batching and an interactive attention page.
+
+    attnmt serve --model runs/quickstart                       # http://127.0.0.1:8000
+    attnmt serve --model bahdanau=runs/a --model luong=runs/b  # two models, to compare
+
+Endpoints: GET /health, GET /models, POST /translate, the page at / and the OpenAPI
+docs at /docs. Ctrl-C (or SIGTERM) stops the server after the requests in flight.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import torch
+
+from attnmt.errors import UserError
+from attnmt.serve.limits import Limits
+
+EPILOG = """\
+example:
+  curl -s localhost:8000/translate -H 'content-type: application/json' \\
+       -d '{"text": "the dog sees a cat", "beam": 5, "n_best": 3}'
+
+The server binds 127.0.0.1 unless --host names another address. It has no
+authentication: expose it beyond this machine only behind a proxy you trust."""
+
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    defaults = Limits()
+    parser.add_argument(
+        "--model",
+        action="append",
+        required=True,
+        metavar="[NAME=]RUN_DIR",
+        help="a trained run directory to serve; repeat for more (the first is the default)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
+    parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
+    parser.add_argument("--which", default="best", help="checkpoint: best or last")
+    parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or mps")
+    parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    limits = parser.add_argument_group("limits")
+    for flag, kind, metavar, text in (
+        ("--max-chars", int, "N", "longest text in characters (longer: 413)"),
+        ("--max-texts", int, "N", "most texts per request (more: 413)"),
+        ("--queue-size", int, "N", "requests waiting per model (more: 503)"),
+        ("--max-wait-ms", float, "MS", "how long a batch waits for more requests"),
+        ("--batch-tokens", int, "N", "source tokens per batch"),
+        ("--max-batch", int, "N", "requests per batch; 1 turns batching off"),
+        ("--max-beam", int, "K", "largest beam or n-best a request may ask (more: 422)"),
+        ("--max-len", int, "N", "longest output a request may ask, in tokens (more: 422)"),
+        ("--timeout", float, "S", "seconds a request may wait for its translation (then 504)"),
+    ):
+        field = "timeout_s" if flag == "--timeout" else flag[2:].replace("-", "_")
+        default = getattr(defaults, field)
+        limits.add_argument(
+            flag, type=kind, default=default, metavar=metavar, help=f"{text} (default: {default:g})"
+        )
+    parser.epilog = EPILOG
+    parser.formatter_class = argparse.RawDescriptionHelpFormatter
+
+
+def parse_models(values: list[str]) -> dict[str, str]:
+    """``NAME=RUN_DIR`` or ``RUN_DIR`` (named after its folder) -> {name: run_dir}."""
+    models: dict[str, str] = {}
+    for value in values:
+        name, sep, run_dir = value.partition("=")
+        if not sep:
+            name, run_dir = Path(value.rstrip("/")).name or value, value
+        if not name or not run_dir:
+            raise UserError(f"--model {value!r}: expected NAME=RUN_DIR or RUN_DIR")
+        if name in models:
+            raise UserError(f"--model: the name {name!r} is given twice (use NAME=RUN_DIR)")
+        models[name] = run_dir
+    return models
+
+
+def limits_of(args: argparse.Namespace) -> Limits:
+    limits = Limits(
+        max_chars=args.max_chars,
+        max_texts=args.max_texts,
+        queue_size=args.queue_size,
+        max_wait_ms=args.max_wait_ms,
+        batch_tokens=args.batch_tokens,
+        max_batch=args.max_batch,
+        max_beam=args.max_beam,
+        max_len=args.max_len,
+        timeout_s=args.timeout,
+    )
+    try:
+        limits.check()
+    except ValueError as err:
+        raise UserError(str(err)) from None
+    return limits
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        import uvicorn
+
+        from attnmt.serve.app import create_app
+    except ImportError as err:
+        raise UserError(
+            f"attnmt serve needs the serve extra: pip install 'attnmt[serve]' ({err.name} missing)"
+        ) from None
+    from attnmt.translate.translator import Translator
+
+    limits = limits_of(args)
+    if args.threads is not None:
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1 (got {args.threads})")
+        torch.set_num_threads(args.threads)
+    run_dirs = parse_models(args.model)
+    translators = {
+        name: Translator.load(run_dir, device=args.device, which=args.which)
+        for name, run_dir in run_dirs.items()
+    }
+    if args.host not in LOOPBACK:
+        print(
+            f"attnmt serve: warning: listening on {args.host}, reachable from other machines "
+            "(no authentication)",
+            file=sys.stderr,
+        )
+    app = create_app(translators, limits, run_dirs)
+    print(
+        f"attnmt serve: {', '.join(translators)} at http://{args.host}:{args.port}/ (Ctrl-C stops)",
+        file=sys.stderr,
+    )
+    uvicorn.run(app, host=args.host, port=args.port, log_level="warning")
+    return 0

@@ -1,0 +1,243 @@
+"""The HTTP app: routes, error answers and the page.
+
+    GET  /health      ok, the models loaded, their settings, requests queued
+    GET  /models      the models: name, run directory, config summary
+    POST /translate   texts -> translations (the schema of attnmt translate --format json)
+    GET  /            the attention page (static/); GET /docs: the OpenAPI docs
+
+Every error is JSON ``{"detail": "one line"}`` with its status:
+
+    422  a body that is not JSON, not UTF-8 or not the schema; an unknown or bad option
+    413  a text longer than max_chars, or more than max_texts texts
+    404  an unknown model
+    503  the model's queue is full (try again later)
+    504  the translation took longer than timeout_s
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import json
+from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, JSONResponse
+from fastapi.staticfiles import StaticFiles
+from pydantic import ValidationError
+from starlette.exceptions import HTTPException
+
+from attnmt.errors import UserError
+from attnmt.serve.batcher import Batcher, QueueFull
+from attnmt.serve.limits import Limits
+from attnmt.serve.schemas import (
+    ErrorResponse,
+    HealthResponse,
+    ModelInfo,
+    ModelsResponse,
+    TranslateRequest,
+    TranslateResponse,
+)
+from attnmt.translate.translator import Translation, Translator
+
+STATIC = Path(__file__).parent / "static"
+
+# Translators that can return every head's attention (the field lands with a family
+# that has heads; until then the page shows the one averaged map).
+HEADS_SUPPORTED = "attention_heads" in {f.name for f in dataclasses.fields(Translation)}
+
+
+class ApiError(Exception):
+    """An answer with a status and one line, raised anywhere in a route."""
+
+    def __init__(self, status: int, detail: str) -> None:
+        super().__init__(detail)
+        self.status, self.detail = status, detail
+
+
+def model_info(name: str, run_dir: str, translator: Translator) -> ModelInfo:
+    """What GET /models says about a model: its settings, not its weights."""
+    parameters = getattr(translator.model, "parameters", None)
+    count = sum(p.numel() for p in parameters()) if callable(parameters) else 0
+    return ModelInfo(
+        name=name,
+        run_dir=run_dir,
+        has_attention=translator.has_attention,
+        has_heads=HEADS_SUPPORTED and translator.has_attention,
+        parameters=count,
+        model=translator.config.model.model_dump(mode="json"),
+        decode=translator.config.decode.model_dump(mode="json"),
+    )
+
+
+def _one_line(err: ValidationError | RequestValidationError) -> str:
+    """The first validation error as `field: message` (pydantic's wording)."""
+    first = err.errors()[0]
+    where = ".".join(str(part) for part in first.get("loc", ()) if part != "body")
+    message = "unknown option" if first.get("type") == "extra_forbidden" else first["msg"]
+    more = f" (and {len(err.errors()) - 1} more)" if len(err.errors()) > 1 else ""
+    return f"{where}: {message}{more}" if where else f"{message}{more}"
+
+
+def create_app(
+    translators: Mapping[str, Translator],
+    limits: Limits | None = None,
+    run_dirs: Mapping[str, str] | None = None,
+) -> FastAPI:
+    """The app serving `translators` (name -> Translator; the first is the default).
+
+    Each model gets a :class:`Batcher` when the app starts, closed (after finishing its
+    queue) when the app stops; uvicorn stops it on SIGINT or SIGTERM.
+    """
+    if not translators:
+        raise ValueError("serve at least one model")
+    limits = limits or Limits()
+    limits.check()
+    names = list(translators)
+    infos = {
+        name: model_info(name, (run_dirs or {}).get(name, ""), translator)
+        for name, translator in translators.items()
+    }
+    batchers: dict[str, Batcher] = {}
+
+    @asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        for name, translator in translators.items():
+            batchers[name] = Batcher(name, translator, limits)
+        try:
+            yield
+        finally:
+            for batcher in batchers.values():
+                await asyncio.to_thread(batcher.close)
+            batchers.clear()
+
+    app = FastAPI(
+        title="attnmt",
+        summary="Translation with attention: every request's alignment, as JSON.",
+        lifespan=lifespan,
+    )
+    app.state.batchers = batchers
+    app.state.limits = limits
+
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, err: ApiError) -> JSONResponse:
+        return JSONResponse({"detail": err.detail}, status_code=err.status)
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(_: Request, err: RequestValidationError) -> JSONResponse:
+        return JSONResponse({"detail": _one_line(err)}, status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(_: Request, err: HTTPException) -> JSONResponse:
+        return JSONResponse({"detail": str(err.detail)}, status_code=err.status_code)
+
+    @app.get("/health", response_model=HealthResponse)
+    async def health() -> dict[str, Any]:
+        """Ok, with the models loaded and how many requests each has waiting."""
+        queued = {name: batcher.queued for name, batcher in batchers.items()}
+        return {"status": "ok", "models": infos, "queued": queued}
+
+    @app.get("/models", response_model=ModelsResponse)
+    async def models() -> dict[str, Any]:
+        """The loaded models; the first is used when a request names none."""
+        return {"default": names[0], "models": list(infos.values())}
+
+    errors: dict[int | str, dict[str, Any]] = {
+        code: {"model": ErrorResponse} for code in (404, 413, 422, 503, 504)
+    }
+
+    @app.post(
+        "/translate",
+        response_model=TranslateResponse,
+        responses=errors,
+        openapi_extra={
+            "requestBody": {
+                "required": True,
+                "content": {"application/json": {"schema": TranslateRequest.model_json_schema()}},
+            }
+        },
+    )
+    async def translate(request: Request) -> JSONResponse:
+        """Translate one text or a list. Options left out keep the model's defaults."""
+        body = await _parse(request)
+        name = body.model or names[0]
+        batcher = batchers.get(name)
+        if batcher is None:
+            raise ApiError(404, f"unknown model {name!r}; loaded: {', '.join(names)}")
+        translator = batcher.translator
+        texts = body.texts()
+        _check_size(texts, limits)
+        options = _checked_options(body, translator, limits)
+        ids = [translator.src_tok.encode(text) for text in texts]
+        if body.heads and HEADS_SUPPORTED:
+            options["heads"] = True
+        try:
+            future = batcher.submit(ids, options)
+        except QueueFull as err:
+            raise ApiError(503, f"{err}; try again shortly") from None
+        try:
+            results = await asyncio.wait_for(asyncio.wrap_future(future), limits.timeout_s)
+        except asyncio.TimeoutError:
+            raise ApiError(504, f"no translation within {limits.timeout_s:g} s") from None
+        except UserError as err:
+            raise ApiError(422, str(err)) from None
+        records = [result.to_dict(body.units, body.attention) for result in results]
+        return JSONResponse({"model": name, "translations": records})
+
+    @app.get("/", include_in_schema=False)
+    async def page() -> FileResponse:
+        return FileResponse(STATIC / "index.html")
+
+    app.mount("/static", StaticFiles(directory=STATIC), name="static")
+    return app
+
+
+async def _parse(request: Request) -> TranslateRequest:
+    """The body as a TranslateRequest; 422 for bad UTF-8, bad JSON or a bad schema."""
+    raw = await request.body()
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as err:
+        raise ApiError(422, f"the body is not valid UTF-8 (byte {err.start})") from None
+    try:
+        data = json.loads(text)
+    except json.JSONDecodeError as err:
+        raise ApiError(422, f"the body is not valid JSON: {err}") from None
+    try:
+        return TranslateRequest.model_validate(data)
+    except ValidationError as err:
+        raise ApiError(422, _one_line(err)) from None
+
+
+def _check_size(texts: list[str], limits: Limits) -> None:
+    """413 for too many texts or one too long."""
+    if len(texts) > limits.max_texts:
+        raise ApiError(413, f"{len(texts)} texts; at most {limits.max_texts} per request")
+    for number, text in enumerate(texts, start=1):
+        if len(text) > limits.max_chars:
+            raise ApiError(
+                413, f"text {number} has {len(text)} characters; at most {limits.max_chars}"
+            )
+
+
+def _checked_options(body: TranslateRequest, translator: Translator, limits: Limits) -> dict:
+    """The request's decode options, validated against the model and the server's limits."""
+    options = body.decode_options()
+    try:
+        decoding = translator.decode_config(**options)
+    except UserError as err:
+        raise ApiError(422, str(err)) from None
+    if decoding.beam > limits.max_beam or decoding.n_best > limits.max_beam:
+        biggest = max(decoding.beam, decoding.n_best)
+        raise ApiError(422, f"beam/n_best {biggest} is over the limit {limits.max_beam}")
+    if "max_len" not in options:  # the model's own default, capped by the server
+        options["max_len"] = min(decoding.max_len, limits.max_len)
+    elif decoding.max_len > limits.max_len:
+        raise ApiError(422, f"max_len {decoding.max_len} is over the limit {limits.max_len}")
+    if body.seed is not None:
+        options["seed"] = body.seed
+    return options

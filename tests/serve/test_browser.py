@@ -1,0 +1,207 @@
+"""The attention page in a real browser: Debian's Chromium driven by Playwright, against a
+real `attnmt serve` of a tiny model trained here.
+
+Skipped, with the reason shown, when Playwright or Chromium is missing. Set
+ATTNMT_SCREENSHOT=docs/serve.png to also write the screenshot there (the README's).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from attnmt.compare.evaluation import torch_threads
+from attnmt.config import build_config
+from attnmt.data.synthetic import write_task
+from attnmt.train.trainer import Trainer
+
+CHROMIUM = os.environ.get("ATTNMT_CHROMIUM", "/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+SENTENCE = "the dog sees a red cat"
+
+sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
+if not Path(CHROMIUM).exists():
+    pytest.skip(
+        f"no Chromium at {CHROMIUM} (apt-get install chromium, or set ATTNMT_CHROMIUM)",
+        allow_module_level=True,
+    )
+
+
+def train_tiny(root: Path, seed: int) -> Path:
+    """A word-level run trained for a few dozen steps: enough for its attention to vary."""
+    data = root / "data"
+    if not data.is_dir():
+        write_task(data, train=300, dev=4, test=4)
+    split = {"src": str(data / "train.src"), "tgt": str(data / "train.tgt")}
+    dev = {"src": str(data / "dev.src"), "tgt": str(data / "dev.tgt")}
+    config = build_config(
+        [
+            (
+                "test",
+                {
+                    "run_dir": str(root / f"run{seed}"),
+                    "model": {"embed_dim": 16, "hidden_dim": 32, "dropout": 0.0},
+                    "data": {"train": split, "dev": dev, "tokenizer": "word", "vocab_size": 200},
+                    "train": {"max_steps": 30, "validate_every": 30, "lr": 0.01, "seed": seed},
+                    "decode": {"beam": 3, "max_len": 30},
+                },
+            )
+        ]
+    )
+    with torch_threads(1):
+        Trainer.setup(config, progress_bar=False, log=lambda _: None).run()
+    return root / f"run{seed}"
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`attnmt serve` of two tiny trained models on a free loopback port; its URL."""
+    root = tmp_path_factory.mktemp("browser")
+    first, second = train_tiny(root, 1), train_tiny(root, 2)
+    port = free_port()
+    command = [sys.executable, "-m", "attnmt.cli", "serve", "--port", str(port), "--threads", "1"]
+    command += ["--model", f"tiny={first}", "--model", f"other={second}"]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        wait_until_up(url, process)
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+
+
+def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> None:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            output = process.stdout.read().decode() if process.stdout else ""
+            raise RuntimeError(f"attnmt serve exited with {process.returncode}:\n{output}")
+        try:
+            urllib.request.urlopen(url + "/health", timeout=1).read()
+            return
+        except OSError:
+            time.sleep(0.2)
+    raise RuntimeError(f"attnmt serve did not answer at {url} within {seconds} s")
+
+
+def api_translation(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    request = urllib.request.Request(
+        url + "/translate",
+        data=json.dumps(body).encode(),
+        headers={"content-type": "application/json"},
+    )
+    with urllib.request.urlopen(request, timeout=30) as answer:
+        return json.load(answer)["translations"][0]
+
+
+def explore(page: Any, url: str, screenshot: Path) -> dict[str, Any]:
+    """Drive the page as a user would; return what it showed, and save a screenshot."""
+    page.goto(url + "/")
+    page.get_by_label("Source text").fill(SENTENCE)
+    page.get_by_label("Beam").fill("4")
+    page.get_by_label("N-best").fill("3")
+    page.get_by_role("button", name="Translate").click()
+    panel = page.locator(".panel").first
+    panel.locator(".heatmap svg").wait_for()
+    shown: dict[str, Any] = {"output": panel.locator(".output").inner_text()}
+    shown["hypotheses"] = panel.locator(".nbest button").count()
+    target = panel.locator('.label[data-side="tgt"][data-index="1"]')
+    target.hover()
+    shown["active_cells"] = active_cells(panel)
+    shown["top_source"] = panel.locator('.label.top[data-side="src"]').all_inner_texts()
+    shown["note"] = panel.locator(".focus-note").inner_text()
+    panel.locator(".nbest button").nth(1).click()
+    shown["pressed"] = panel.locator('.nbest button[aria-pressed="true"]').get_attribute(
+        "data-index"
+    )
+    shown["target_after"] = panel.locator('.label[data-side="tgt"]').all_inner_texts()
+    panel.locator('.label[data-side="tgt"][data-index="0"]').click()  # pin the first word
+    page.mouse.move(0, 0)
+    shown["pinned"] = panel.locator(".label.pinned").all_inner_texts()
+    page.screenshot(path=str(screenshot), full_page=True)
+    return shown
+
+
+def active_cells(panel: Any) -> list[tuple[int, int]]:
+    cells = panel.locator(".cell.active")
+    return [
+        (int(cells.nth(i).get_attribute("data-row")), int(cells.nth(i).get_attribute("data-col")))
+        for i in range(cells.count())
+    ]
+
+
+@pytest.fixture(scope="module")
+def browser() -> Iterator[Any]:
+    with sync_api.sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+def test_translate_hover_switch_and_screenshot(server: str, browser: Any, tmp_path: Path) -> None:
+    page = browser.new_page(viewport={"width": 1200, "height": 800})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    shot = tmp_path / "serve.png"
+    shown = explore(page, server, shot)
+    expected = api_translation(
+        server, {"text": SENTENCE, "beam": 4, "n_best": 3, "units": "words", "model": "tiny"}
+    )
+    assert errors == []
+    assert shown["output"] == (expected["text"] or "(empty)")
+    assert shown["hypotheses"] == len(expected["hypotheses"]) == 3
+    source = expected["source_tokens"]
+    assert source == SENTENCE.split()
+    # hovering output word 1 marks its row, and the source word it attends to most
+    assert sorted(shown["active_cells"]) == [(1, j) for j in range(len(source))]
+    looked_at = source[int(np.argmax(expected["attention"][1]))]
+    assert shown["top_source"] == [looked_at]
+    assert shown["note"].startswith(f"“{expected['tokens'][1]}” looked at: {looked_at} ")
+    # the second hypothesis redraws the heatmap with its own words
+    assert shown["pressed"] == "1"
+    assert shown["target_after"] == [*expected["hypotheses"][1]["tokens"], "</s>"]
+    assert shown["pinned"] == [expected["hypotheses"][1]["tokens"][0]]
+    assert shot.stat().st_size > 10_000
+    if os.environ.get("ATTNMT_SCREENSHOT"):
+        shutil.copyfile(shot, os.environ["ATTNMT_SCREENSHOT"])
+
+
+def test_server_errors_show_inline(server: str, browser: Any) -> None:
+    page = browser.new_page()
+    page.goto(server + "/")
+    page.get_by_label("Source text").fill("x" * 1500)  # over the 1000-character limit
+    page.get_by_role("button", name="Translate").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert alert.inner_text() == "413: text 1 has 1500 characters; at most 1000"
+    page.get_by_label("Source text").fill(SENTENCE)
+    page.get_by_role("button", name="Translate").click()
+    page.locator(".panel .heatmap svg").wait_for()
+    assert page.get_by_role("alert").is_hidden()
