@@ -199,6 +199,12 @@ class TrainConfig(_Section):
     """Beam size for dev BLEU/chrF during training (1 = greedy, the fastest)."""
     dev_max_sentences: int | None = Field(None, ge=1)
     """Decode at most this many dev sentences for BLEU during training; None decodes all."""
+    compile: bool = False
+    """torch.compile the training forward pass. Opt-in: it pays off only where the
+    benchmark measured it faster (see BENCHMARKS.md); compiling takes minutes."""
+    data_workers: int | None = Field(None, ge=1)
+    """Processes that tokenize the training corpus; None: one per CPU core, at most 8.
+    A corpus of at most 10,000 pairs is tokenized in the main process."""
 
 
 class DecodeConfig(_Section):

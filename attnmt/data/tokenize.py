@@ -56,6 +56,10 @@ class Tokenizer(ABC):
     def encode(self, text: str) -> list[int]:
         """Token ids of `text`, without BOS or EOS; unknown tokens become UNK_ID."""
 
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        """:meth:`encode` of each text (sentencepiece encodes the whole list in one call)."""
+        return [self.encode(text) for text in texts]
+
     @abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
         """Detokenised text; PAD, BOS and EOS are dropped (it does not stop at EOS)."""
@@ -92,6 +96,10 @@ class SentencePieceTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         return list(self._sp.encode(text, out_type=int))
+
+    def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
+        # One thread: attnmt.data.preprocess runs one encoder per worker process.
+        return list(self._sp.encode(list(texts), out_type=int, num_threads=1))
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self._sp.decode([i for i in map(int, ids) if i not in CONTROL_IDS]))

@@ -39,6 +39,10 @@ def console(message: str) -> None:
         print(message, flush=True)
 
 
+def quiet(message: str) -> None:
+    """The log of ranks other than 0: they say nothing, rank 0 speaks for the run."""
+
+
 class Callback:
     """Base class: every hook does nothing."""
 

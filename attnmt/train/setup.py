@@ -3,12 +3,12 @@ tokenizers and the tokenized corpora. :meth:`Trainer.setup` calls these first, s
 :class:`attnmt.train.trainer.Trainer` itself only trains.
 
 Under torchrun every process reads the same files; only rank 0 writes to the run
-directory (its config, tokenizers and caches), and the others wait for it.
+directory (its config, tokenizers and tokenized corpora), and the others wait for it at a
+barrier, then load what it wrote.
 """
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -22,11 +22,7 @@ from attnmt.data.tokenize import Tokenizer, load_tokenizers, train_tokenizers
 from attnmt.errors import UserError
 from attnmt.io.checkpoint import load_checkpoint, step_checkpoints
 from attnmt.train.callbacks import Log
-
-
-def process_rank() -> int:
-    """This process's rank under torchrun (RANK), 0 otherwise."""
-    return int(os.environ.get("RANK", "0"))
+from attnmt.train.distributed import World, barrier
 
 
 @dataclass
@@ -81,11 +77,29 @@ def prepare_tokenizers(config: Config, log: Log) -> tuple[Tokenizer, Tokenizer]:
     return train_tokenizers(config.data, directory)
 
 
-def prepare_data(config: Config, log: Log) -> TrainingData:
-    """Tokenizers, and the train and dev corpora tokenized (and cached) with them."""
+def prepare_data(config: Config, log: Log, world: World | None = None) -> TrainingData:
+    """Tokenizers, and the train and dev corpora tokenized (and cached) with them.
+
+    With several processes rank 0 learns the tokenizers and tokenizes the corpora while
+    the others wait at a barrier; then they find everything in the run directory and
+    only load it (the corpora as memory maps, whose pages the processes share).
+    """
+    world = world if world is not None else World()
+    if not world.is_main:
+        barrier()  # until rank 0 has written the tokenizers and corpora
+        return _prepare_data(config, log)
+    data = _prepare_data(config, log)
+    barrier()
+    return data
+
+
+def _prepare_data(config: Config, log: Log) -> TrainingData:
     src_tok, tgt_tok = prepare_tokenizers(config, log)
     cache = Path(config.run_dir) / "cache"
-    train = load_corpus(config.data.train, "train", src_tok, tgt_tok, config.data, cache)
+    workers = config.train.data_workers
+    train = load_corpus(
+        config.data.train, "train", src_tok, tgt_tok, config.data, cache, workers=workers
+    )
     if len(train) == 0:
         raise UserError("data.train: no usable sentence pairs after filtering")
     stats = train.stats

@@ -8,27 +8,39 @@ validations without improvement.
 
 A resumed run restores model, optimizer, schedule, random state and the position in the
 data, so it ends with the same weights as a run that was never interrupted.
+
+Under torchrun (see :mod:`attnmt.train.distributed`) every process runs this loop on its
+own shard of each epoch, DDP averages the gradients, and the loss of a step is normalised
+by the target tokens of all ranks together, so a step with N processes computes the
+gradient one process would over the union of their batches. Rank 0 validates, logs and
+writes checkpoints; the others wait for it at a collective and take its results (dev
+scores, clock), so every rank makes the same schedule, early-stopping and time-budget
+decisions and stops at the same step.
 """
 
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+import numpy as np
 import torch
+from torch import Tensor, nn
 
 from attnmt.config import Config
 from attnmt.data.batching import Batch, BatchSampler, make_batch
 from attnmt.device import autocast, resolve_device, resolve_precision
 from attnmt.evaluate.evaluation import evaluate_corpus
 from attnmt.models.build import build_model
-from attnmt.models.seq2seq import count_parameters
-from attnmt.train.callbacks import Callback, Log, console, default_callbacks
+from attnmt.models.seq2seq import Seq2Seq, count_parameters
+from attnmt.train import distributed
+from attnmt.train.callbacks import Callback, Log, console, default_callbacks, quiet
+from attnmt.train.distributed import World
 from attnmt.train.loss import label_smoothed_loss, scheduled_sampling_log_probs
 from attnmt.train.schedule import LRSchedule
-from attnmt.train.setup import TrainingData, prepare_data, prepare_run_dir, process_rank
+from attnmt.train.setup import TrainingData, prepare_data, prepare_run_dir
 from attnmt.translate.translator import Translator
 
 HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False}
@@ -61,11 +73,32 @@ class TrainSummary:
     stop_reason: str
 
 
+class TrainingForward(nn.Module):
+    """What a training step runs forward: teacher forcing, or scheduled sampling below
+    train.teacher_forcing 1. One module, so that DDP (whose gradient averaging hooks in
+    through ``forward``) and ``torch.compile`` wrap exactly that."""
+
+    def __init__(self, model: Seq2Seq, teacher_forcing: float) -> None:
+        super().__init__()
+        self.model = model
+        self.teacher_forcing = teacher_forcing
+
+    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
+        """Log-probabilities or logits (B, T, V) for each decoder input position."""
+        if self.teacher_forcing < 1.0:
+            # Scheduled sampling reads only src, src_lengths and tgt_in of a batch.
+            batch = Batch(src, src_lengths, tgt_in, tgt_out=tgt_in, indices=src_lengths)
+            return scheduled_sampling_log_probs(self.model, batch, self.teacher_forcing)
+        logits, _ = self.model(src, src_lengths, tgt_in)
+        return logits
+
+
 class Trainer:
     """The training loop of one run; `run()` trains until a stop condition.
 
-    Build one with :meth:`setup` (run directory, tokenizers, corpora, callbacks), or
-    directly from prepared :class:`TrainingData` and a list of callbacks.
+    Build one with :meth:`setup` (process group, run directory, tokenizers, corpora,
+    callbacks), or directly from prepared :class:`TrainingData` and a list of callbacks.
+    `world` says which of the torchrun processes this is (one process by default).
     """
 
     def __init__(
@@ -75,20 +108,29 @@ class Trainer:
         checkpoint: dict[str, Any] | None = None,
         callbacks: list[Callback] | None = None,
         log: Log = console,
+        world: World | None = None,
     ) -> None:
         self.config = config
         self.run_dir = Path(config.run_dir)
         self.data = data
         self.callbacks = callbacks if callbacks is not None else []
-        self.log = log
+        self.world = world if world is not None else World()
+        self.log = log if self.world.is_main else quiet
         train = config.train
         if train.threads:
             torch.set_num_threads(train.threads)
-        self.device = resolve_device(train.device)
+        self.device = distributed.device_for(self.world, resolve_device(train.device))
         self.dtype = resolve_precision(train.precision, self.device)
-        torch.manual_seed(train.seed)
+        torch.manual_seed(train.seed)  # the same initial weights on every rank
         self.model = build_model(config.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size)
         self.model.to(self.device)
+        if self.world.rank:  # its own dropout; rank 0 keeps the single-process stream
+            torch.manual_seed(rank_seed(train.seed, self.world.rank))
+        forward: nn.Module = distributed.wrap_ddp(
+            TrainingForward(self.model, train.teacher_forcing), self.device
+        )
+        self.forward: Any = torch.compile(forward, dynamic=True) if train.compile else forward
+        self.rank_rng: list[dict[str, Tensor]] | None = None  # each rank's, at the last save
         optimizer_class = torch.optim.AdamW if train.optimizer == "adamw" else torch.optim.Adam
         self.optimizer = optimizer_class(
             self.model.parameters(), lr=train.lr, weight_decay=train.weight_decay
@@ -107,6 +149,8 @@ class Trainer:
             train.batch_tokens,
             shuffle=True,
             seed=train.seed,
+            rank=self.world.rank,
+            world_size=self.world.size,
         )
         self.progress = Progress()
         if checkpoint is not None:
@@ -120,15 +164,20 @@ class Trainer:
         progress_bar: bool | None = None,
         log: Log = console,
     ) -> Trainer:
-        """Prepare the run directory, tokenizers and corpora, then build the trainer with
-        the default callbacks (progress bar, metrics log, TensorBoard, checkpoints)."""
-        rank = process_rank()
+        """Join the torchrun process group (if any), prepare the run directory, tokenizers
+        and corpora, then build the trainer with the default callbacks (progress bar,
+        metrics log, TensorBoard, checkpoints; on rank 0 only)."""
         device = resolve_device(config.train.device)
-        checkpoint = prepare_run_dir(config, resume, log, device, rank)
-        data = prepare_data(config, log)
+        world = distributed.init_distributed(device)
+        device = distributed.device_for(world, device)
+        log = log if world.is_main else quiet
+        if world.distributed:
+            log(f"data-parallel training on {world.size} processes ({device.type})")
+        checkpoint = prepare_run_dir(config, resume, log, device, world.rank)
+        data = prepare_data(config, log, world)
         resumed = checkpoint["progress"]["step"] if checkpoint is not None else None
-        callbacks = default_callbacks(Path(config.run_dir), rank, progress_bar, resumed)
-        return cls(config, data, checkpoint, callbacks, log)
+        callbacks = default_callbacks(Path(config.run_dir), world.rank, progress_bar, resumed)
+        return cls(config, data, checkpoint, callbacks, log, world)
 
     # -- state ------------------------------------------------------------------------
 
@@ -161,18 +210,33 @@ class Trainer:
             "rng": {
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
+                "ranks": self.rank_rng if self.world.distributed and self.rank_rng else [],
             },
         }
 
     def _restore(self, checkpoint: dict[str, Any]) -> None:
+        """Continue from `checkpoint`, written by any number of processes: the weights
+        are the unwrapped model's, and the sampler maps its position to this world."""
         self.model.load_state_dict(checkpoint["model"])
         self.optimizer.load_state_dict(checkpoint["optimizer"])
         self.schedule.load_state_dict(checkpoint["schedule"])
         self.sampler.load_state_dict(checkpoint["sampler"])
         self.progress = Progress(**checkpoint["progress"])
-        torch.set_rng_state(checkpoint["rng"]["torch"].cpu())
-        if torch.cuda.is_available() and checkpoint["rng"].get("cuda"):
-            torch.cuda.set_rng_state_all([s.cpu() for s in checkpoint["rng"]["cuda"]])
+        rng = checkpoint["rng"]
+        ranks = rng.get("ranks") or []
+        if self.world.distributed and len(ranks) == self.world.size:
+            mine = ranks[self.world.rank]  # the same world: every rank continues its stream
+            torch.set_rng_state(mine["torch"].cpu())
+            if torch.cuda.is_available() and "cuda" in mine:
+                torch.cuda.set_rng_state(mine["cuda"].cpu())
+        elif self.world.is_main:
+            torch.set_rng_state(rng["torch"].cpu())
+            if torch.cuda.is_available() and rng.get("cuda"):
+                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
+        else:  # a new world size: fresh streams, still reproducible from seed and step
+            torch.manual_seed(
+                rank_seed(self.config.train.seed, self.world.rank, self.progress.step)
+            )
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -193,6 +257,8 @@ class Trainer:
                     now = time.perf_counter()
                     self.progress.train_time += now - started
                     self.progress.elapsed += now - last
+                    # Every rank runs on rank 0's clock: the same schedule and time budget.
+                    self.progress.elapsed = distributed.broadcast_value(self.progress.elapsed)
                     last = now
                     self.progress.step += 1
                     self.progress.tgt_tokens += tokens
@@ -210,7 +276,7 @@ class Trainer:
                         reason = "early stopping"
                         break
                     if until_step is not None and step >= until_step:
-                        self._emit("on_save", self.sampler.state_dict(), False)
+                        self._save(self.sampler.state_dict(), False)
                         return self._summary("interrupted")
                     if self.seconds_left() == 0:
                         reason = "max_minutes"
@@ -220,6 +286,7 @@ class Trainer:
                 if reason != "max_steps":
                     break
         except KeyboardInterrupt:
+            self.rank_rng = None  # no collectives now: the other ranks may be gone
             self._emit("on_save", sampler_state, False)
             self.log(
                 f"interrupted at step {self.progress.step}; checkpoint saved, "
@@ -230,29 +297,56 @@ class Trainer:
             self._emit("on_end")
         if self.progress.step % train.validate_every != 0:
             self._validate_and_save()
-        if not (self.run_dir / "checkpoints" / "best.pt").exists():
-            self._emit("on_save", self.sampler.state_dict(), True)
+        no_best = not (self.run_dir / "checkpoints" / "best.pt").exists()
+        if distributed.broadcast_object(no_best):  # rank 0 looked; all ranks must agree
+            self._save(self.sampler.state_dict(), True)
         return self._summary(reason)
 
     def _train_step(self, batch: Batch) -> tuple[float, int]:
-        """One optimizer step; returns the mean loss per target token and the token count."""
+        """One optimizer step; returns the mean loss per target token and the token count
+        (both over all ranks)."""
         train = self.config.train
-        self.model.train()
-        self.schedule.apply(self.progress.step + 1, self.progress.elapsed)
-        batch = batch.to(self.device)
-        tokens = batch.n_tgt_tokens
-        with autocast(self.device, self.dtype):
-            if train.teacher_forcing < 1.0:
-                logits = scheduled_sampling_log_probs(self.model, batch, train.teacher_forcing)
-            else:
-                logits, _ = self.model(batch.src, batch.src_lengths, batch.tgt_in)
-        loss = label_smoothed_loss(logits, batch.tgt_out, train.label_smoothing) / tokens
-        self.optimizer.zero_grad(set_to_none=True)
-        loss.backward()
-        if train.clip_norm > 0:
+        loss_sum, tokens = self.compute_gradients(batch)
+        if train.clip_norm > 0:  # the gradients are already the same on every rank
             torch.nn.utils.clip_grad_norm_(self.model.parameters(), train.clip_norm)
         self.optimizer.step()
-        return loss.item(), tokens
+        return loss_sum / tokens, tokens
+
+    def compute_gradients(self, batch: Batch) -> tuple[float, int]:
+        """Forward and backward for one batch per rank: afterwards every parameter's
+        ``.grad`` is the gradient of the mean loss per target token over the union of
+        the ranks' batches. Returns that union's loss sum and target token count.
+
+        DDP averages the ranks' gradients: (1/N) sum_r grad L_r. Scaling rank r's loss
+        sum L_r by N / n_tokens (all ranks' tokens, one all-reduce) turns that average
+        into grad (sum_r L_r) / n_tokens, exactly what one process computes over the
+        union batch, however the tokens are spread over the ranks.
+        """
+        self.forward.train()
+        self.schedule.apply(self.progress.step + 1, self.progress.elapsed)
+        batch = self._to_device(batch)
+        with autocast(self.device, self.dtype):
+            logits = self.forward(batch.src, batch.src_lengths, batch.tgt_in)
+        loss_sum = label_smoothed_loss(logits, batch.tgt_out, self.config.train.label_smoothing)
+        total_loss, total_tokens = distributed.all_reduce_sum(
+            [loss_sum.item(), float(batch.n_tgt_tokens)]
+        )
+        self.optimizer.zero_grad(set_to_none=True)
+        (loss_sum * (self.world.size / total_tokens)).backward()
+        return total_loss, int(total_tokens)
+
+    def _to_device(self, batch: Batch) -> Batch:
+        """The batch on the training device. For CUDA it goes through pinned (page-locked)
+        memory, so the copy is asynchronous and overlaps the GPU's work."""
+        if self.device.type == "cuda":
+            pinned = {name: getattr(batch, name).pin_memory() for name in ("src", "tgt_in")}
+            batch = replace(
+                batch,
+                src_lengths=batch.src_lengths.pin_memory(),
+                tgt_out=batch.tgt_out.pin_memory(),
+                **pinned,
+            )
+        return batch.to(self.device)
 
     # -- validation -------------------------------------------------------------------
 
@@ -278,11 +372,16 @@ class Trainer:
         return {key: scores[key] for key in keys}
 
     def _validate_and_save(self) -> bool:
-        """Validate (when there is a dev set), checkpoint, and say whether to stop early."""
+        """Validate (when there is a dev set), checkpoint, and say whether to stop early.
+
+        Rank 0 decodes the dev set and sends its scores to the other ranks, which wait for
+        them; every rank then keeps the same books (best score, patience, the plateau
+        schedule), so all of them stop together."""
         train = self.config.train
         improved = True
         if self.data.dev is not None:
-            metrics = self.validate()
+            metrics = self.validate() if self.world.is_main else None
+            metrics = distributed.broadcast_object(metrics)
             self.progress.last_dev = metrics
             self._record({"split": "dev", **metrics})
             value = metrics[train.metric]
@@ -303,8 +402,18 @@ class Trainer:
             )
         if train.patience and self.progress.bad_validations >= train.patience:
             self.progress.stopped_early = True
-        self._emit("on_save", self.sampler.state_dict(), improved)
+        self._save(self.sampler.state_dict(), improved)
         return self.progress.stopped_early
+
+    def _save(self, sampler_state: dict[str, int], best: bool) -> None:
+        """Checkpoint on rank 0 (its callbacks) with every rank's random state; the other
+        ranks wait at a barrier until the files are written."""
+        state: dict[str, Tensor] = {"torch": torch.get_rng_state()}
+        if self.device.type == "cuda":
+            state["cuda"] = torch.cuda.get_rng_state(self.device)
+        self.rank_rng = distributed.gather_objects(state)
+        self._emit("on_save", sampler_state, best)
+        distributed.barrier()
 
     # -- callbacks ----------------------------------------------------------------------
 
@@ -330,6 +439,15 @@ class Trainer:
         )
 
 
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """A seed for rank `rank`'s dropout, distinct per rank and per resumed step."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
 def train(config: Config, resume: bool = False, progress_bar: bool | None = None) -> TrainSummary:
-    """Train the run `config` describes; the Python entry point behind `attnmt train`."""
-    return Trainer.setup(config, resume=resume, progress_bar=progress_bar).run()
+    """Train the run `config` describes; the Python entry point behind `attnmt train`
+    (one process, or one of the processes torchrun starts)."""
+    try:
+        return Trainer.setup(config, resume=resume, progress_bar=progress_bar).run()
+    finally:
+        distributed.shutdown()

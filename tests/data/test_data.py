@@ -186,7 +186,8 @@ def test_cache_is_hit_and_invalidated(tmp_path: Path) -> None:
     assert np.array_equal(first.src_tokens, second.src_tokens)
     assert np.array_equal(first.tgt_offsets, second.tgt_offsets)
     assert first.stats == second.stats
-    assert [p.suffix for p in cache.iterdir()] == [".npz"]  # no temp file left behind
+    (shards,) = cache.iterdir()  # one shard directory, no temporary one left behind
+    assert shards.name.startswith("train-") and (shards / "meta.json").is_file()
 
     assert load(data_config(max_len=9))[1] == 60  # a relevant setting changed
     assert load(data_config(max_len=9, vocab_size=99))[1] == 0  # an irrelevant one did not
@@ -207,13 +208,15 @@ def test_damaged_cache_is_rebuilt(tmp_path: Path, damage: str) -> None:
     split = pair_split(tmp_path, ["a cat", "the dog"], ["a dog", "the mat"])
     tok, cache = tokenizer(), tmp_path / "cache"
     first = load_corpus(split, "train", tok, tok, data_config(), cache)
-    (npz,) = cache.iterdir()
-    data = npz.read_bytes()
-    npz.write_bytes(b"not a zip file" if damage == "garbage" else data[: len(data) // 2])
+    expected = np.array(first.src_tokens)  # a copy: `first` maps the file damaged below
+    (shards,) = cache.iterdir()
+    tokens = shards / "src.tokens.npy"
+    data = tokens.read_bytes()
+    tokens.write_bytes(b"not an array" if damage == "garbage" else data[: len(data) // 2])
     before = CountingTokenizer.calls
     again = load_corpus(split, "train", tok, tok, data_config(), cache)
     assert CountingTokenizer.calls - before == 4  # tokenized again
-    assert np.array_equal(first.src_tokens, again.src_tokens)
+    assert np.array_equal(expected, again.src_tokens)
     assert load_corpus(split, "train", tok, tok, data_config(), cache).stats == first.stats
 
 
