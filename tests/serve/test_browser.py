@@ -1,8 +1,10 @@
 """The attention page in a real browser: Debian's Chromium driven by Playwright, against a
 real `attnmt serve` of a tiny model trained here.
 
-Skipped, with the reason shown, when Playwright or Chromium is missing. Set
-ATTNMT_SCREENSHOT=docs/serve.png to also write the screenshot there (the README's).
+Skipped, with the reason shown, when Playwright or Chromium is missing. The README's
+screenshot comes from this test, with the models trained longer:
+
+    ATTNMT_SCREENSHOT=docs/serve.png pytest tests/serve/test_browser.py
 """
 
 from __future__ import annotations
@@ -38,6 +40,8 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 SENTENCE = "the dog sees a red cat"
+SCREENSHOT = os.environ.get("ATTNMT_SCREENSHOT")  # also save the screenshot here
+STEPS = 600 if SCREENSHOT else 30  # training steps: a few dozen suffice for the test
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
 if not Path(CHROMIUM).exists():
@@ -48,7 +52,7 @@ if not Path(CHROMIUM).exists():
 
 
 def train_tiny(root: Path, seed: int) -> Path:
-    """A word-level run trained for a few dozen steps: enough for its attention to vary."""
+    """A word-level run trained for STEPS steps: enough for its attention to vary."""
     data = root / "data"
     if not data.is_dir():
         write_task(data, train=300, dev=4, test=4)
@@ -62,7 +66,12 @@ def train_tiny(root: Path, seed: int) -> Path:
                     "run_dir": str(root / f"run{seed}"),
                     "model": {"embed_dim": 16, "hidden_dim": 32, "dropout": 0.0},
                     "data": {"train": split, "dev": dev, "tokenizer": "word", "vocab_size": 200},
-                    "train": {"max_steps": 30, "validate_every": 30, "lr": 0.01, "seed": seed},
+                    "train": {
+                        "max_steps": STEPS,
+                        "validate_every": STEPS,
+                        "lr": 0.01,
+                        "seed": seed,
+                    },
                     "decode": {"beam": 3, "max_len": 30},
                 },
             )
@@ -135,16 +144,20 @@ def explore(page: Any, url: str, screenshot: Path) -> dict[str, Any]:
     target = panel.locator('.label[data-side="tgt"][data-index="1"]')
     target.hover()
     shown["active_cells"] = active_cells(panel)
-    shown["top_source"] = panel.locator('.label.top[data-side="src"]').all_inner_texts()
+    shown["top_source"] = panel.locator('.label.top[data-side="src"]').all_text_contents()
     shown["note"] = panel.locator(".focus-note").inner_text()
     panel.locator(".nbest button").nth(1).click()
     shown["pressed"] = panel.locator('.nbest button[aria-pressed="true"]').get_attribute(
         "data-index"
     )
-    shown["target_after"] = panel.locator('.label[data-side="tgt"]').all_inner_texts()
+    shown["target_after"] = panel.locator('.label[data-side="tgt"]').all_text_contents()
     panel.locator('.label[data-side="tgt"][data-index="0"]').click()  # pin the first word
     page.mouse.move(0, 0)
-    shown["pinned"] = panel.locator(".label.pinned").all_inner_texts()
+    shown["pinned"] = panel.locator(".label.pinned").all_text_contents()
+    page.get_by_label("Compare with").check()  # re-translates with both models
+    page.locator(".panel").nth(1).locator(".heatmap svg").wait_for()
+    shown["panels"] = [page.locator(".panel .model-name").nth(i).inner_text() for i in (0, 1)]
+    page.locator(".panel").first.locator('.label[data-side="tgt"][data-index="1"]').hover()
     page.screenshot(path=str(screenshot), full_page=True)
     return shown
 
@@ -188,9 +201,10 @@ def test_translate_hover_switch_and_screenshot(server: str, browser: Any, tmp_pa
     assert shown["pressed"] == "1"
     assert shown["target_after"] == [*expected["hypotheses"][1]["tokens"], "</s>"]
     assert shown["pinned"] == [expected["hypotheses"][1]["tokens"][0]]
+    assert shown["panels"] == ["tiny", "other"]  # compare: both models side by side
     assert shot.stat().st_size > 10_000
-    if os.environ.get("ATTNMT_SCREENSHOT"):
-        shutil.copyfile(shot, os.environ["ATTNMT_SCREENSHOT"])
+    if SCREENSHOT:
+        shutil.copyfile(shot, SCREENSHOT)
 
 
 def test_server_errors_show_inline(server: str, browser: Any) -> None:
