@@ -14,7 +14,7 @@ from attnmt.io.checkpoint import save_checkpoint
 from attnmt.models.build import build_model
 from attnmt.special import EOS_ID
 
-SENTENCES = [src for src, _ in generate(12, seed=5)]
+SENTENCES = [pair.source for pair in generate(12, seed=5)]
 
 
 def make_run(
@@ -24,8 +24,8 @@ def make_run(
     ``attnmt train`` leaves behind, without training. Large random weights make outputs
     depend on the source and differ in length (as in test_search)."""
     pairs = generate(200, seed=1)
-    src_tok = WordTokenizer.build((s for s, _ in pairs), vocab_size)
-    tgt_tok = WordTokenizer.build((t for _, t in pairs), vocab_size)
+    src_tok = WordTokenizer.build((pair.source for pair in pairs), vocab_size)
+    tgt_tok = WordTokenizer.build((pair.target for pair in pairs), vocab_size)
     save_tokenizers(src_tok, tgt_tok, directory / "tokenizer")
     overrides: dict[str, Any] = {
         "run_dir": str(directory),

@@ -8,6 +8,8 @@ import json
 from pathlib import Path
 
 from attnmt.config import SplitPaths
+from attnmt.errors import UserError
+from attnmt.evaluate.alignment import RULES, THRESHOLD, evaluate_alignment
 from attnmt.evaluate.dialogue import dialogue_metrics
 from attnmt.evaluate.evaluation import evaluate_split
 from attnmt.io.files import write_text_atomic
@@ -26,6 +28,25 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="sample instead of searching (default: decode.sample); --beam 1 --no-sample is greedy",
     )
     parser.add_argument("--seed", type=int, default=1, help="seed for sampling (default: 1)")
+    parser.add_argument(
+        "--align",
+        metavar="FILE",
+        help="gold word alignments of --src/--ref (Pharaoh: i-j sure, ipj possible, one line "
+        "per pair): also report the AER of the attention, by forced decoding of --ref",
+    )
+    parser.add_argument(
+        "--align-rule",
+        choices=RULES,
+        default="argmax",
+        help="links from attention: each target word's heaviest source word (argmax, the "
+        "default) or every source word with at least --align-threshold of its attention",
+    )
+    parser.add_argument(
+        "--align-threshold",
+        type=float,
+        default=THRESHOLD,
+        help=f"the threshold rule's weight (default: {THRESHOLD})",
+    )
     parser.add_argument("--output", help="also write the translations to this file")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
@@ -43,6 +64,13 @@ def run(args: argparse.Namespace) -> int:
     if dialogue:  # what the decoding produces: varied or generic, long or short
         scores.update(dialogue_metrics(hypotheses))
     scores.update(sentences=len(hypotheses), beam=beam, sample=sample)
+    if args.align:
+        aligned = evaluate_alignment(run, split, args.align, args.align_rule, args.align_threshold)
+        if aligned is None:
+            raise UserError("--align: this model has no attention to align")
+        scores.update(
+            aer=aligned.aer, align_precision=aligned.precision, align_recall=aligned.recall
+        )
     if args.output:
         write_text_atomic(Path(args.output), "".join(h + "\n" for h in hypotheses))
     if args.json:
@@ -57,5 +85,10 @@ def run(args: argparse.Namespace) -> int:
                 f"distinct-1 {scores['distinct_1']:.4f}  distinct-2 {scores['distinct_2']:.4f}"
                 f"  reply length {scores['reply_len']:.2f} words"
                 f"  unique replies {scores['unique']:.1%}"
+            )
+        if args.align:
+            print(
+                f"AER {scores['aer']:.4f}  precision {scores['align_precision']:.4f}"
+                f"  recall {scores['align_recall']:.4f}  ({args.align_rule} rule)"
             )
     return 0

@@ -13,6 +13,7 @@ import torch
 from attnmt.compare.runner import read_training_record
 from attnmt.config import Config, SplitPaths
 from attnmt.data.text import read_parallel
+from attnmt.evaluate.alignment import evaluate_alignment
 from attnmt.evaluate.evaluation import evaluate_split
 from attnmt.evaluate.study import LENGTH_EDGES, attention_entropy, bleu_by_length, monotonicity
 from attnmt.io.checkpoint import load_checkpoint, step_checkpoints
@@ -131,14 +132,18 @@ def evaluate_run(
     beam: int = 1,
     device: str = "cpu",
     edges: Sequence[int] = LENGTH_EDGES,
+    alignment: Path | None = None,
 ) -> RunResult:
-    """Every number and picture of the report for one run, on the test set `test`.
+    """Every number and picture of the report for one run, on the test set `test`;
+    with `alignment` (the test set's gold, Pharaoh lines), also the AER of its attention
+    (argmax rule, forced decoding of the references).
 
     Decoding uses the run's train.threads, so it is timed as the run was trained.
     """
     run = Run.load(run_dir, device=device)
     with torch_threads(run.config.train.threads):
         evaluation = evaluate_split(run, test, beam=beam, n_best=1, sample=False)
+        aligned = evaluate_alignment(run, test, alignment) if alignment is not None else None
     sources = [source for source, _ in read_parallel(test, "test")]
     scores, translations = evaluation.scores, evaluation.translations
     progress = _training_progress(run_dir)
@@ -163,6 +168,7 @@ def evaluate_run(
         ),
         attention_entropy=_statistic(attention_entropy, rows),
         monotonicity=_statistic(monotonicity, rows),
+        aer=aligned.aer if aligned is not None else None,
         history=read_metrics(run_dir / "metrics.jsonl")
         if (run_dir / "metrics.jsonl").is_file()
         else [],

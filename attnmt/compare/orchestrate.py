@@ -66,6 +66,15 @@ from attnmt.viz.report import write_report
 
 EXAMPLE_QUANTILES = (0.1, 0.45, 0.8)  # source-length quantiles of the heatmap sentences
 
+AER_NOTE = (
+    "AER: alignment error rate of the attention against the task's gold alignments "
+    "(Och & Ney 2003; 0 is perfect, lower is better), from forced decoding of the "
+    "references, each target word linked to the source word it attends to most. Read it "
+    "with care: attention is soft and need not align (Bahdanau attention spreads over "
+    "neighbours), and a model with input feeding or a fixed window may attend one step "
+    "off, to the word it translates next, and still translate well. A dash: no attention."
+)
+
 
 @dataclass
 class CompareSettings:
@@ -178,10 +187,11 @@ def compare(settings: CompareSettings) -> Path:
     Returns the path of report.html (beside it: results.json and results.csv).
     """
     inputs, task = prepare_runs(settings)
+    alignment = None  # gold alignments are known for the task's own test split only
     if settings.test is not None:
         test = settings.test
     elif task is not None:
-        test = task.test
+        test, alignment = task.test, task.test_alignment
     else:
         test = _common_test_set(inputs)
     sources = [source for source, _ in read_parallel(test, "test")]
@@ -195,11 +205,20 @@ def compare(settings: CompareSettings) -> Path:
         settings.log(f"evaluating {item.name} on {len(sources)} test sentences")
         results.append(
             evaluate_run(
-                item.name, item.run_dir, test, examples, settings.beam, settings.device, edges
+                item.name,
+                item.run_dir,
+                test,
+                examples,
+                settings.beam,
+                settings.device,
+                edges,
+                alignment,
             )
         )
     title = f"attnmt compare: {len(results)} runs"
     notes = report_notes(test, len(sources), settings.beam, task, settings.minutes)
+    if alignment is not None:
+        notes.insert(-1, AER_NOTE)
     report = write_report(settings.out, results, command=settings.command, title=title, notes=notes)
     settings.log(f"report: {report} (with results.json and results.csv)")
     return report

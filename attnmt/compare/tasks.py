@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,50 +13,36 @@ from attnmt.config import (
     preset_path,
     read_yaml,
 )
-from attnmt.data.synthetic import make_splits, sentence_pair
+from attnmt.data.study_grammar import study_pair
+from attnmt.data.synthetic import make_splits, write_split
 from attnmt.errors import UserError
 from attnmt.io.files import write_text_atomic
 
-CONJUNCTION = ("and", "soshite")  # joins clauses: source word, target word
-
-
-MAX_CLAUSES = 3  # a study sentence has 1..MAX_CLAUSES clauses of the quickstart grammar
-
-
-def study_pair(rng: random.Random, max_clauses: int = MAX_CLAUSES) -> tuple[str, str]:
-    """One pair of the study task: 1 to `max_clauses` quickstart sentences joined by "and".
-
-    Each clause is reordered as in :mod:`attnmt.synthetic` (SVO -> SOV and the rest);
-    the clauses keep their order. So the alignment stays local, but sources run from 5
-    to 50 words, and a model that must squeeze the whole source into one vector
-    (no attention) has to carry up to three clauses at once.
-    """
-    clauses = [sentence_pair(rng) for _ in range(rng.randint(1, max_clauses))]
-    source = f" {CONJUNCTION[0]} ".join(src for src, _ in clauses)
-    target = f" {CONJUNCTION[1]} ".join(tgt for _, tgt in clauses)
-    return source, target
+STUDY_TASK_VERSION = 2  # 1: joined quickstart sentences; 2: attnmt.data.study_grammar
 
 
 def write_study_task(
     directory: Path, train: int = 20_000, dev: int = 300, test: int = 600, seed: int = 13
 ) -> dict[str, SplitPaths]:
-    """Write the study task's splits as ``{split}.src`` / ``{split}.tgt`` into `directory`.
+    """Write the study task's splits (:func:`attnmt.data.study_grammar.study_pair`) as
+    ``{split}.src`` / ``{split}.tgt`` into `directory`, each with its gold alignment
+    ``{split}.align`` (Pharaoh lines).
 
     No source repeats across splits. The files are written once: when ``task.json`` in
-    `directory` records the same sizes and seed, they are reused untouched (so the
-    tokenized caches of earlier runs stay valid).
+    `directory` records the same grammar version, sizes and seed, they are reused
+    untouched (so the tokenized caches of earlier runs stay valid).
     """
     sizes = {"train": train, "dev": dev, "test": test}
-    files = {name: (directory / f"{name}.src", directory / f"{name}.tgt") for name in sizes}
-    paths = {name: SplitPaths(src=str(src), tgt=str(tgt)) for name, (src, tgt) in files.items()}
+    paths = {
+        name: SplitPaths(src=str(directory / f"{name}.src"), tgt=str(directory / f"{name}.tgt"))
+        for name in sizes
+    }
     meta = directory / "task.json"
-    wanted = {"task": "study", "seed": seed, **sizes}
+    wanted = {"task": "study", "version": STUDY_TASK_VERSION, "seed": seed, **sizes}
     if meta.is_file() and json.loads(meta.read_text(encoding="utf-8")) == wanted:
         return paths
     for name, pairs in make_splits(train, dev, test, seed, study_pair).items():
-        src, tgt = files[name]
-        write_text_atomic(src, "".join(s + "\n" for s, _ in pairs))
-        write_text_atomic(tgt, "".join(t + "\n" for _, t in pairs))
+        write_split(directory, name, pairs)
     write_text_atomic(meta, json.dumps(wanted) + "\n")
     return paths
 
@@ -70,6 +55,7 @@ class Task:
     data: dict[str, Any]  # the whole data section, forced on every config
     defaults: dict[str, Any]  # model sizes, train and decode defaults, under each preset
     minutes: float  # default training budget per config
+    test_alignment: Path | None = None  # gold alignment of the test split (Pharaoh), if any
 
     @property
     def test(self) -> SplitPaths:
@@ -77,7 +63,8 @@ class Task:
 
 
 def synthetic_task(out: Path, **sizes: int) -> Task:
-    """The study task (see :func:`study_pair`) written into ``<out>/data``.
+    """The study task (see :func:`attnmt.data.study_grammar.study_pair`) written into
+    ``<out>/data``, with gold alignments.
 
     Model sizes and training settings are the quickstart's (embeddings 64, GRU 128, word
     vocabularies), so each config trains in about a minute on two CPU cores.
@@ -86,8 +73,8 @@ def synthetic_task(out: Path, **sizes: int) -> Task:
     data = {
         **{name: split.model_dump(exclude_none=True) for name, split in splits.items()},
         "tokenizer": "word",
-        "vocab_size": 200,
-        "max_len": 80,
+        "vocab_size": 400,  # the study grammar has about 230 source and 150 target words
+        "max_len": 100,  # sources have at most about 90 words
     }
     defaults = {
         "model": {"embed_dim": 64, "hidden_dim": 128, "dropout": 0.1},
@@ -102,7 +89,7 @@ def synthetic_task(out: Path, **sizes: int) -> Task:
         },
         "decode": {"beam": 1},
     }
-    return Task("synthetic", data, defaults, minutes=1.0)
+    return Task("synthetic", data, defaults, minutes=1.0, test_alignment=out / "data/test.align")
 
 
 MULTI30K_PRESET = "multi30k_de_en_bahdanau.yaml"  # shipped in attnmt/presets

@@ -15,6 +15,20 @@ prepositions); the target language is an invented Japanese-like one:
 So the alignment is neither diagonal nor a simple reversal, and a model without
 attention must carry the whole sentence in one vector. Generation is deterministic for a
 given seed and needs nothing from the network.
+
+Gold alignments come for free, since the generator knows which target word it made from
+which source word (:class:`AlignedPair`). The convention, for this grammar and the
+study's (:mod:`attnmt.data.study_grammar`):
+
+- a target word made from source words is a **sure** link to each of them
+  (``inu`` <- ``dog``; a determiner's particle <- the determiner);
+- a particle that comes from no source word (the case markers ``ga`` and ``wo``) is a
+  **possible** link to every word of the phrase it marks, never a sure one: an aligner
+  may link it there without penalty, and is not required to link it at all;
+- a source word that yields no target word has no link.
+
+``write_task`` writes them beside each split as ``{split}.align``, in the Pharaoh format
+(see :mod:`attnmt.data.alignment`).
 """
 
 from __future__ import annotations
@@ -24,6 +38,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+from attnmt.data.alignment import GoldAlignment, Link
 from attnmt.io.files import write_text_atomic
 
 NOUNS = {
@@ -45,6 +60,36 @@ DETERMINERS = {"the": "no", "a": "na", "this": "kono", "every": "zen"}
 
 
 @dataclass(frozen=True)
+class TargetWord:
+    """One target word and where it comes from (source word positions)."""
+
+    text: str
+    sure: tuple[int, ...] = ()  # the source words it was made from
+    possible: tuple[int, ...] = ()  # for a particle made from nothing: the phrase it marks
+
+
+@dataclass(frozen=True)
+class AlignedPair:
+    """A sentence pair (whitespace-joined words) with its gold word alignment."""
+
+    source: str
+    target: str
+    alignment: GoldAlignment
+
+    @classmethod
+    def of(cls, source: list[str], target: list[TargetWord]) -> AlignedPair:
+        sure: list[Link] = [(i, j) for j, word in enumerate(target) for i in word.sure]
+        possible: list[Link] = [(i, j) for j, word in enumerate(target) for i in word.possible]
+        text = " ".join(word.text for word in target)
+        return cls(" ".join(source), text, GoldAlignment.of(sure, possible))
+
+
+def span(start: int, length: int) -> tuple[int, ...]:
+    """The source positions start, start + 1, ..., start + length - 1."""
+    return tuple(range(start, start + length))
+
+
+@dataclass(frozen=True)
 class NounPhrase:
     determiner: str
     adjectives: tuple[str, ...]
@@ -53,10 +98,14 @@ class NounPhrase:
     def source(self) -> list[str]:
         return [self.determiner, *self.adjectives, self.noun]
 
-    def target(self) -> list[str]:
-        """Noun first, then its adjectives, then the determiner as a particle."""
-        adjectives = [ADJECTIVES[a] for a in self.adjectives]
-        return [NOUNS[self.noun], *adjectives, DETERMINERS[self.determiner]]
+    def target(self, start: int) -> list[TargetWord]:
+        """Noun first, then its adjectives, then the determiner as a particle; `start` is
+        the source position of the determiner."""
+        adjectives = [
+            TargetWord(ADJECTIVES[a], (start + 1 + k,)) for k, a in enumerate(self.adjectives)
+        ]
+        noun = TargetWord(NOUNS[self.noun], (start + len(self.adjectives) + 1,))
+        return [noun, *adjectives, TargetWord(DETERMINERS[self.determiner], (start,))]
 
 
 def _noun_phrase(rng: random.Random, max_adjectives: int) -> NounPhrase:
@@ -65,8 +114,11 @@ def _noun_phrase(rng: random.Random, max_adjectives: int) -> NounPhrase:
     return NounPhrase(rng.choice(sorted(DETERMINERS)), adjectives, rng.choice(sorted(NOUNS)))
 
 
-def sentence_pair(rng: random.Random, max_adjectives: int = 2) -> tuple[str, str]:
-    """One (source, target) pair; see the module docstring for the grammar."""
+def sentence_words(
+    rng: random.Random, start: int = 0, max_adjectives: int = 2
+) -> tuple[list[str], list[TargetWord]]:
+    """One sentence's source words and aligned target words, its first source word
+    sitting at position `start` (so that clauses can be joined)."""
     subject = _noun_phrase(rng, max_adjectives)
     verb = rng.choice(sorted(VERBS))
     obj = _noun_phrase(rng, max_adjectives)
@@ -74,50 +126,76 @@ def sentence_pair(rng: random.Random, max_adjectives: int = 2) -> tuple[str, str
     for _ in range(rng.choice([0, 0, 1, 1, 2])):
         phrases.append((rng.choice(sorted(PREPOSITIONS)), _noun_phrase(rng, 1)))
     source = [*subject.source(), verb, *obj.source()]
-    target = [*subject.target(), "ga", *obj.target(), "wo"]
+    verb_at, obj_at = start + len(subject.source()), start + len(subject.source()) + 1
+    target = [
+        *subject.target(start),
+        TargetWord("ga", possible=span(start, len(subject.source()))),  # marks the subject
+        *obj.target(obj_at),
+        TargetWord("wo", possible=span(obj_at, len(obj.source()))),  # marks the object
+    ]
     for preposition, phrase in phrases:
+        at = start + len(source)
         source += [preposition, *phrase.source()]
-        target += [*phrase.target(), PREPOSITIONS[preposition]]
-    target.append(VERBS[verb])
-    return " ".join(source), " ".join(target)
+        target += [*phrase.target(at + 1), TargetWord(PREPOSITIONS[preposition], (at,))]
+    target.append(TargetWord(VERBS[verb], (verb_at,)))
+    return source, target
 
 
-PairMaker = Callable[[random.Random], tuple[str, str]]
+def aligned_pair(rng: random.Random, max_adjectives: int = 2) -> AlignedPair:
+    """One pair with its gold alignment; see the module docstring for the grammar."""
+    return AlignedPair.of(*sentence_words(rng, 0, max_adjectives))
+
+
+def sentence_pair(rng: random.Random, max_adjectives: int = 2) -> tuple[str, str]:
+    """One (source, target) pair; see the module docstring for the grammar."""
+    pair = aligned_pair(rng, max_adjectives)
+    return pair.source, pair.target
+
+
+PairMaker = Callable[[random.Random], AlignedPair]
 
 
 def generate(
-    count: int, seed: int, exclude: set[str] | None = None, make_pair: PairMaker = sentence_pair
-) -> list[tuple[str, str]]:
-    """`count` distinct pairs from `make_pair` whose sources are not in `exclude`."""
+    count: int, seed: int, exclude: set[str] | None = None, make_pair: PairMaker = aligned_pair
+) -> list[AlignedPair]:
+    """`count` pairs of distinct sources from `make_pair`, none of them in `exclude`."""
     rng = random.Random(seed)
     seen = set(exclude or ())
-    pairs: list[tuple[str, str]] = []
+    pairs: list[AlignedPair] = []
     while len(pairs) < count:
-        source, target = make_pair(rng)
-        if source not in seen:
-            seen.add(source)
-            pairs.append((source, target))
+        pair = make_pair(rng)
+        if pair.source not in seen:
+            seen.add(pair.source)
+            pairs.append(pair)
     return pairs
 
 
 def make_splits(
-    train: int, dev: int, test: int, seed: int, make_pair: PairMaker = sentence_pair
-) -> dict[str, list[tuple[str, str]]]:
+    train: int, dev: int, test: int, seed: int, make_pair: PairMaker = aligned_pair
+) -> dict[str, list[AlignedPair]]:
     """Train, dev and test pairs; no source repeats across splits."""
     held_out = generate(dev + test, seed + 1, make_pair=make_pair)
-    train_pairs = generate(train, seed, {s for s, _ in held_out}, make_pair)
+    train_pairs = generate(train, seed, {pair.source for pair in held_out}, make_pair)
     return {"train": train_pairs, "dev": held_out[:dev], "test": held_out[dev:]}
+
+
+def write_split(directory: Path, name: str, pairs: list[AlignedPair]) -> tuple[Path, Path]:
+    """Write `{name}.src`, `{name}.tgt` and the gold alignment `{name}.align` (Pharaoh
+    lines) into `directory`; returns the .src and .tgt paths."""
+    src, tgt = directory / f"{name}.src", directory / f"{name}.tgt"
+    write_text_atomic(src, "".join(pair.source + "\n" for pair in pairs))
+    write_text_atomic(tgt, "".join(pair.target + "\n" for pair in pairs))
+    write_text_atomic(
+        directory / f"{name}.align", "".join(pair.alignment.pharaoh() + "\n" for pair in pairs)
+    )
+    return src, tgt
 
 
 def write_task(
     directory: Path, train: int = 20_000, dev: int = 500, test: int = 500, seed: int = 13
 ) -> dict[str, tuple[Path, Path]]:
-    """Write train/dev/test splits as `{split}.src` / `{split}.tgt`; no source repeats
-    across splits. Returns the paths per split."""
-    paths: dict[str, tuple[Path, Path]] = {}
-    for name, pairs in make_splits(train, dev, test, seed).items():
-        src, tgt = directory / f"{name}.src", directory / f"{name}.tgt"
-        write_text_atomic(src, "".join(s + "\n" for s, _ in pairs))
-        write_text_atomic(tgt, "".join(t + "\n" for _, t in pairs))
-        paths[name] = (src, tgt)
-    return paths
+    """Write train/dev/test splits as `{split}.src` / `{split}.tgt`, with their gold
+    alignments as `{split}.align`; no source repeats across splits. Returns the .src and
+    .tgt paths per split."""
+    splits = make_splits(train, dev, test, seed)
+    return {name: write_split(directory, name, pairs) for name, pairs in splits.items()}

@@ -69,6 +69,7 @@ class RunResult:
     bleu_by_length: list[dict[str, Any]] = field(default_factory=list)  # study.bleu_by_length
     attention_entropy: float | None = None  # study.attention_entropy; None: no attention
     monotonicity: float | None = None  # study.monotonicity; None: no attention
+    aer: float | None = None  # alignment error rate vs gold (evaluate.alignment); None: unknown
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl records
     examples: list[Example] = field(default_factory=list)  # up to MAX_EXAMPLES sentences
 
@@ -86,6 +87,7 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("bleu", "BLEU", "{:.2f}".format),
     ("chrf", "chrF", "{:.2f}".format),
     ("ppl", "Perplexity", "{:.2f}".format),
+    ("aer", "AER", "{:.3f}".format),
     ("parameters", "Parameters", "{:,}".format),
     ("train_tgt_tokens_per_s", "Train tgt tokens/s", "{:,.0f}".format),
     ("decode_sents_per_s", "Decode sentences/s", "{:,.1f}".format),

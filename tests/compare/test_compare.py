@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import random
 from collections.abc import Iterator
 from dataclasses import dataclass
 from html.parser import HTMLParser
@@ -18,7 +17,7 @@ from attnmt.cli.main import main
 from attnmt.compare.evaluation import attention_rows, example_indices, length_edges, torch_threads
 from attnmt.compare.orchestrate import CompareSettings, compare
 from attnmt.compare.runner import resolved_config
-from attnmt.compare.tasks import CONJUNCTION, Task, study_pair, synthetic_task, write_study_task
+from attnmt.compare.tasks import Task, synthetic_task
 from attnmt.translate.translator import Translation
 from attnmt.viz.report import SECTIONS
 
@@ -175,25 +174,6 @@ def test_existing_runs_are_read_not_retrained(study: Study) -> None:
 
 
 # --------------------------------------------------------------------------- pieces
-
-
-def test_study_task_is_written_once_and_clauses_align(tmp_path: Path) -> None:
-    paths = write_study_task(tmp_path, train=50, dev=5, test=5, seed=3)
-    train_src = Path(str(paths["train"].src))
-    stamp = train_src.stat().st_mtime_ns
-    write_study_task(tmp_path, train=50, dev=5, test=5, seed=3)
-    assert train_src.stat().st_mtime_ns == stamp
-    sources = {
-        name: Path(str(split.src)).read_text(encoding="utf-8").splitlines()
-        for name, split in paths.items()
-    }
-    assert not set(sources["train"]) & set(sources["test"] + sources["dev"])
-    rng = random.Random(0)
-    for _ in range(200):
-        source, target = study_pair(rng)
-        clauses = source.split().count(CONJUNCTION[0]) + 1
-        assert target.split().count(CONJUNCTION[1]) + 1 == clauses
-        assert 1 <= clauses <= 3
 
 
 def test_examples_have_different_lengths() -> None:
