@@ -7,7 +7,7 @@ from pathlib import Path
 
 from attnmt.data.datasets import download_multi30k
 
-CHITCHAT_CONTEXT = 2  # turns before the message; the chitchat presets' data.context_turns
+CHITCHAT_CONTEXT = 1  # turns before the message; the chitchat presets' data.context_turns
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
