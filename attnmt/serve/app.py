@@ -12,6 +12,7 @@ Every error is JSON ``{"detail": "one line"}`` with its status:
     404  an unknown model
     503  the model's queue is full (try again later)
     504  the translation took longer than timeout_s
+    500  a bug (logged with its traceback); the worker keeps serving
 """
 
 from __future__ import annotations
@@ -134,6 +135,10 @@ def create_app(
     @app.exception_handler(HTTPException)
     async def http_error(_: Request, err: HTTPException) -> JSONResponse:
         return JSONResponse({"detail": str(err.detail)}, status_code=err.status_code)
+
+    @app.exception_handler(Exception)
+    async def bug(_: Request, err: Exception) -> JSONResponse:  # logged by the batcher
+        return JSONResponse({"detail": f"internal error: {type(err).__name__}"}, status_code=500)
 
     @app.get("/health", response_model=HealthResponse)
     async def health() -> dict[str, Any]:
