@@ -18,7 +18,7 @@ from attnmt.translate.streaming import terminal_lines
 PROMPT = "you> "
 BOT = "bot> "
 RESET, ATTENTION, QUIT = "/reset", "/attention", "/quit"
-SHADES = " ░▒▓█"  # attention weight 0 .. 1 in five steps
+SHADES = ((0.05, " "), (0.25, "░"), (0.5, "▒"), (0.75, "▓"), (1.01, "█"))  # (below, shade)
 EPILOG = f"""\
 commands at the prompt:
   {RESET}              forget the conversation (the next message has no context)
@@ -55,7 +55,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def text_heatmap(src_words: Sequence[str], tgt_words: Sequence[str], weights: np.ndarray) -> str:
     """Attention as text: one row per source word, one column per reply word (numbered,
-    named in a legend above), each cell a shade from blank (0) to full (1)."""
+    named in a legend above), each cell a shade: blank below 0.05, then ░ ▒ ▓ █ for
+    below 0.25, 0.5, 0.75 and up to 1. weights is (len(tgt_words), len(src_words))."""
     legend = "  ".join(f"{j + 1}={word}" for j, word in enumerate(tgt_words))
     width = max((len(word) for word in src_words), default=0)
     header = " " * width + " " + "".join(f"{j + 1:<3}" for j in range(len(tgt_words)))
@@ -67,7 +68,8 @@ def text_heatmap(src_words: Sequence[str], tgt_words: Sequence[str], weights: np
 
 
 def _shade(weight: float) -> str:
-    return SHADES[min(len(SHADES) - 1, round(weight * (len(SHADES) - 1)))]
+    """Blank below 0.05, then light to full in steps of a quarter."""
+    return next((shade for below, shade in SHADES if weight < below), SHADES[-1][1])
 
 
 def show_attention(bot: Chatbot, argument: str) -> str:

@@ -11,12 +11,15 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
+from attnmt.cli.chat import chat_loop, text_heatmap
 from attnmt.cli.main import main
 from attnmt.config import build_config
 from attnmt.data.chitchat import read_conversations, write_dialogue_data
 from attnmt.train.trainer import Trainer
+from attnmt.translate.chatbot import Chatbot
 
 TIMEOUT_S = 60.0  # per expected answer; the machine may be busy
 
@@ -43,8 +46,8 @@ def chat_run(tmp_path_factory: pytest.TempPathFactory) -> Path:
             "vocab_size": 300,
         },
         "train": {
-            "max_steps": 20,
-            "validate_every": 20,
+            "max_steps": 12,
+            "validate_every": 12,
             "batch_tokens": 800,
             "precision": "fp32",
             "lr": 0.01,
@@ -118,7 +121,9 @@ def test_chat_in_a_terminal(chat_run: Path, tmp_path: Path) -> None:
     terminal.type("/attention\n")
     heatmap = terminal.expect("you> ")
     assert "columns: 1=" in heatmap  # the reply words
-    assert "snow" in heatmap and "studying" in heatmap  # the message and the context turn
+    rows = [line.split()[0] for line in heatmap.splitlines()[3:] if line.strip()]
+    assert rows[-5:] == ["do", "you", "like", "the", "<unk>"]  # the message ("snow" is unknown)
+    assert "|||" in rows[:-5]  # after the context turn: the bot's last reply
     figure = tmp_path / "attention.png"
     terminal.type(f"/attention {figure}\n")
     shown = terminal.expect("you> ")
@@ -132,16 +137,14 @@ def test_chat_in_a_terminal(chat_run: Path, tmp_path: Path) -> None:
     assert "Traceback" not in terminal.seen
 
 
-def test_quit_and_piped_input(chat_run: Path) -> None:
-    result = subprocess.run(
-        [sys.executable, "-m", "attnmt.cli", "chat", "--model", str(chat_run), "--beam", "1"],
-        input="hello\n\n/quit\nnever read\n",
-        capture_output=True,
-        text=True,
-        timeout=TIMEOUT_S,
-    )
-    assert result.returncode == 0, result.stderr
-    assert result.stdout.count("bot> ") == 1 and "Traceback" not in result.stderr
+def test_quit_stops_reading_and_commands_never_reach_the_model(chat_run: Path) -> None:
+    bot = Chatbot.load(chat_run, device="cpu", seed=0)
+    shown: list[str] = []
+    lines = ["hello", "", "/attention", "/nonsense", "/quit", "never read"]
+    assert chat_loop(iter(lines), bot, shown.append) == 0
+    assert shown[0].startswith("bot> ") and "columns: 1=" in shown[1]
+    assert "unknown command /nonsense" in shown[2] and len(shown) == 3
+    assert bot.replies == 1
 
 
 def test_a_translation_run_is_refused_in_one_line(
@@ -153,3 +156,10 @@ def test_a_translation_run_is_refused_in_one_line(
     assert main(["chat", "--model", str(run_dir)]) == 2
     lines = capsys.readouterr().err.strip().splitlines()
     assert len(lines) == 1 and "not a dialogue model" in lines[0]
+
+
+def test_text_heatmap_rows_are_source_words_and_cells_shade_the_weight() -> None:
+    weights = np.array([[1.0, 0.0, 0.0], [0.3, 0.6, 0.1]])  # (reply words, source words)
+    lines = text_heatmap(["a", "bb", "c"], ["x", "</s>"], weights).splitlines()
+    assert lines[0] == "columns: 1=x  2=</s>"
+    assert lines[2:] == [" a ██ ▒▒", "bb    ▓▓", " c    ░░"]
