@@ -3,6 +3,7 @@ the forced attention they are computed from."""
 
 from __future__ import annotations
 
+import json
 import random
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import numpy as np
 import pytest
 import torch
 
+from attnmt.cli.main import main
 from attnmt.config import SplitPaths
 from attnmt.data.alignment import GoldAlignment, parse_pharaoh, read_pharaoh
 from attnmt.data.corpus import load_corpus
@@ -145,3 +147,17 @@ def test_evaluate_alignment_scores_gold_and_checks_it(tmp_path: Path) -> None:
     no_attention = Run.load(make_run(tmp_path / "plain", decoder="none"), device="cpu")
     gold.write_text("0-0\n" * 6, encoding="utf-8")
     assert evaluate_alignment(no_attention, split, gold) is None
+
+
+def test_evaluate_command_reports_aer(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    run, split, _ = _run_and_test_set(tmp_path)
+    gold = tmp_path / "gold.align"
+    gold.write_text("0-0 1-1\n" * 6, encoding="utf-8")
+    args = ["evaluate", "--model", str(run.run_dir), "--src", str(split.src)]
+    args += ["--ref", str(split.tgt), "--align", str(gold), "--json", "--device", "cpu"]
+    assert main(args) == 0
+    argmax = json.loads(capsys.readouterr().out)
+    assert 0.0 <= argmax["aer"] <= 1.0 and 0.0 <= argmax["align_recall"] <= 1.0
+    assert main([*args, "--align-rule", "threshold", "--align-threshold", "1.01"]) == 0
+    nothing = json.loads(capsys.readouterr().out)  # no weight reaches 1.01: no links
+    assert nothing["aer"] == 1.0 and nothing["align_recall"] == 0.0
