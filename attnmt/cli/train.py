@@ -22,6 +22,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set)
     summary = train(config, resume=args.resume, progress_bar=False if args.no_progress else None)
+    if summary.rank != 0:  # under torchrun, rank 0 reports for every process
+        return 0
     dev = summary.best_dev
     print(
         f"stopped after {summary.steps} steps ({summary.stop_reason}), "

@@ -143,13 +143,12 @@ def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
     """DistributedDataParallel around `module` when there are several ranks.
 
     DDP copies rank 0's parameters to every rank at construction and averages the
-    gradients over the ranks during ``backward()``. ``find_unused_parameters`` lets a
-    model variant leave some parameters out of a step (a bridge, a score's weights)
-    without DDP waiting for gradients that never come.
+    gradients over the ranks during ``backward()``. ``static_graph``: a model uses the
+    same parameters at every step (whatever the batch's shape), which DDP then learns in
+    the first step; so a variant that leaves some parameters out (a bridge, a score's
+    weights) works without searching the autograd graph for them at every step.
     """
     if not _active():
         return module
     device_ids = [device.index] if device.type == "cuda" else None
-    return nn.parallel.DistributedDataParallel(
-        module, device_ids=device_ids, find_unused_parameters=True
-    )
+    return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, static_graph=True)

@@ -71,6 +71,7 @@ class TrainSummary:
     best_dev: dict[str, float]
     parameters: int
     stop_reason: str
+    rank: int = 0  # which of the torchrun processes trained (0 speaks for the run)
 
 
 class TrainingForward(nn.Module):
@@ -436,6 +437,7 @@ class Trainer:
             best_dev=progress.last_dev,
             parameters=count_parameters(self.model),
             stop_reason=reason,
+            rank=self.world.rank,
         )
 
 
