@@ -19,6 +19,7 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnmt.models.rnn_encoder import EncoderOutput
@@ -160,7 +161,16 @@ class BahdanauDecoder(Decoder):
 
     c_i feeds s_i, so the steps run one after another; the output layer t_i runs once
     over all steps afterwards.
+
+    ``fused_gru = True`` runs a one-layer GRU through :meth:`_gru_steps` instead: the
+    GRU's input projection splits as W_i [E y_{i-1}; c_i] = W_iE E y_{i-1} + W_ic c_i,
+    and the first term, which does not depend on the previous state, is computed for all
+    steps in one matmul before the loop. It is off because it measured no faster than
+    nn.GRU's own step on the AMD EPYC (BENCHMARKS.md, "Decoder loop"); tests keep the two
+    equal so that it can be measured again on other machines.
     """
+
+    fused_gru: bool = False
 
     def __init__(
         self,
@@ -184,6 +194,9 @@ class BahdanauDecoder(Decoder):
         self, embedded: Tensor, enc: EncoderOutput, state: DecoderState
     ) -> tuple[Tensor, Tensor | None, DecoderState]:
         assert self.attention is not None and enc.keys is not None
+        rnn = self.rnn
+        if self.fused_gru and isinstance(rnn, nn.GRU) and rnn.num_layers == 1 and rnn.bias:
+            return self._gru_steps(embedded, enc, state)
         hidden = state.hidden
         states, contexts, weights = [], [], []
         for t in range(embedded.size(1)):
@@ -201,6 +214,48 @@ class BahdanauDecoder(Decoder):
         c = torch.cat(contexts, dim=1)  # (B, T, Dk)
         readout = torch.tanh(self.W_o(torch.cat([s, c, embedded], dim=-1)))  # (B, T, H)
         next_state = DecoderState(hidden, None, state.step + embedded.size(1))
+        return self.dropout(readout), torch.cat(weights, dim=2), next_state
+
+    def _gru_steps(
+        self, embedded: Tensor, enc: EncoderOutput, state: DecoderState
+    ) -> tuple[Tensor, Tensor | None, DecoderState]:
+        """The same recurrence with the GRU cell written out (equal to nn.GRU within
+        rounding, tests/models/test_rnn_decoders.py) and W_iE E y hoisted out of the loop:
+
+            r = σ(W_ir x + b_ir + W_hr s + b_hr),   z = σ(W_iz x + b_iz + W_hz s + b_hz)
+            n = tanh(W_in x + b_in + r ⊙ (W_hn s + b_hn)),   s' = (1 - z) ⊙ n + z ⊙ s
+        """
+        assert self.attention is not None and enc.keys is not None
+        weight = self.rnn.get_parameter
+        embed_dim = embedded.size(-1)
+        w_ih, w_hh = weight("weight_ih_l0"), weight("weight_hh_l0")  # (3H, E + Dk), (3H, H)
+        b_ih, b_hh = weight("bias_ih_l0"), weight("bias_hh_l0")  # (3H,)
+        x_embedded = F.linear(embedded, w_ih[:, :embed_dim], b_ih)  # (B, T, 3H)
+        w_context = w_ih[:, embed_dim:]  # (3H, Dk)
+        hidden = state.hidden
+        assert isinstance(hidden, Tensor)
+        s = hidden[0]  # s_{i-1}: (B, H)
+        states, contexts, weights = [], [], []
+        for t in range(embedded.size(1)):
+            positions = torch.tensor([state.step + t], device=embedded.device)
+            context, alpha = self.attention(
+                s.unsqueeze(1), enc.keys, enc.src_mask, enc.src_lengths, positions
+            )  # (B, 1, Dk), (B, heads, 1, S)
+            x_gates = x_embedded[:, t] + F.linear(context.squeeze(1), w_context)  # (B, 3H)
+            h_gates = F.linear(s, w_hh, b_hh)  # (B, 3H)
+            x_r, x_z, x_n = x_gates.chunk(3, dim=-1)  # (B, H) each
+            h_r, h_z, h_n = h_gates.chunk(3, dim=-1)
+            r = torch.sigmoid(x_r + h_r)
+            z = torch.sigmoid(x_z + h_z)
+            n = torch.tanh(x_n + r * h_n)
+            s = torch.lerp(n, s.to(n.dtype), z)  # (1 - z) n + z s: (B, H)
+            states.append(s)
+            contexts.append(context)
+            weights.append(alpha)
+        s_all = torch.stack(states, dim=1)  # (B, T, H)
+        c = torch.cat(contexts, dim=1)  # (B, T, Dk)
+        readout = torch.tanh(self.W_o(torch.cat([s_all, c, embedded], dim=-1)))  # (B, T, H)
+        next_state = DecoderState(s.unsqueeze(0), None, state.step + embedded.size(1))
         return self.dropout(readout), torch.cat(weights, dim=2), next_state
 
 
