@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import contextlib
+import functools
+import math
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -35,11 +38,19 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+BF16_MIN_SPEEDUP = 1.15
+"""On the CPU, `auto` takes bf16 only when it measures at least this much faster than
+fp32: bf16 rounds, so a speed-up within the noise of the measurement is not worth it."""
+
+
 def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
     """The autocast dtype (None for plain fp32).
 
-    `auto`: bf16 on CUDA devices that support it and on CPUs with native bf16 (measured
-    to be faster there, see BENCHMARKS.md), fp32 elsewhere.
+    `auto`: bf16 on CUDA devices that support it; on the CPU, bf16 when the CPU has
+    native bf16 and :func:`cpu_bf16_speedup` measures it at least `BF16_MIN_SPEEDUP`
+    times faster than fp32 on this machine, with these threads (a CPU flag alone is no
+    guide: bf16 trained 2.1x faster on an AMD EPYC but 1.23x on an Intel Xeon with
+    AMX, see BENCHMARKS.md); fp32 elsewhere.
     """
     if precision == "fp32":
         return None
@@ -47,9 +58,42 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         return torch.bfloat16
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
-    if device.type == "cpu":
-        return torch.bfloat16 if cpu_has_native_bf16() else None
+    if device.type == "cpu" and cpu_has_native_bf16():
+        faster = cpu_bf16_speedup(torch.get_num_threads()) >= BF16_MIN_SPEEDUP
+        return torch.bfloat16 if faster else None
     return None
+
+
+@functools.cache
+def cpu_bf16_speedup(threads: int) -> float:
+    """fp32 time over bf16-autocast time of a small training step shaped like the
+    reference model's decoder (a GRU 768->512 over 2 steps and a 512->8000 output layer
+    with log-softmax, batch 64, forward and backward): about 0.2 s on an idle machine,
+    once per process and thread count. The best of 3 alternated runs of each, so that a
+    busy machine errs little. `threads` is the cache key; the measurement uses torch's
+    current setting."""
+    generator = torch.Generator().manual_seed(0)
+    with torch.random.fork_rng(devices=[]):  # leave the caller's random stream alone
+        gru = torch.nn.GRU(768, 512, batch_first=True)
+        output = torch.nn.Linear(512, 8000)
+    inputs = torch.randn(64, 2, 768, generator=generator)
+    targets = torch.randint(0, 8000, (64 * 2,), generator=generator)
+
+    def step(dtype: torch.dtype | None) -> float:
+        start = time.perf_counter()
+        with autocast(torch.device("cpu"), dtype):
+            hidden, _ = gru(inputs)
+            logits = output(hidden)
+        loss = torch.nn.functional.cross_entropy(logits.float().flatten(0, 1), targets)
+        loss.backward()
+        return time.perf_counter() - start
+
+    step(None), step(torch.bfloat16)  # warm-up: first calls pick kernels and allocate
+    best = {"fp32": math.inf, "bf16": math.inf}
+    for _ in range(3):
+        best["fp32"] = min(best["fp32"], step(None))
+        best["bf16"] = min(best["bf16"], step(torch.bfloat16))
+    return best["fp32"] / best["bf16"]
 
 
 @contextlib.contextmanager
