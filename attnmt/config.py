@@ -190,7 +190,7 @@ class TrainConfig(_Section):
     device: Literal["auto", "cpu", "cuda", "mps"] = "auto"
     """Where to train; auto picks CUDA, then MPS, then CPU."""
     precision: Literal["auto", "fp32", "bf16"] = "auto"
-    """Autocast precision; auto is bf16 on CUDA and on CPUs with native bf16, else fp32."""
+    """Autocast precision; auto is bf16 on CUDA, and on CPUs where it measures faster."""
     threads: int | None = Field(None, ge=1)
     """CPU threads for torch; None leaves torch's default."""
     log_every: int = Field(100, ge=1)
