@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import inspect
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -49,7 +50,9 @@ STATIC = Path(__file__).parent / "static"
 
 # Translators that can return every head's attention (the field lands with a family
 # that has heads; until then the page shows the one averaged map).
-HEADS_SUPPORTED = "attention_heads" in {f.name for f in dataclasses.fields(Translation)}
+HEADS_SUPPORTED = "attention_heads" in {f.name for f in dataclasses.fields(Translation)} and (
+    "heads" in inspect.signature(Translator.translate_ids).parameters
+)
 
 
 class ApiError(Exception):

@@ -157,7 +157,11 @@ def explore(page: Any, url: str, screenshot: Path) -> dict[str, Any]:
     page.get_by_label("Compare with").check()  # re-translates with both models
     page.locator(".panel").nth(1).locator(".heatmap svg").wait_for()
     shown["panels"] = [page.locator(".panel .model-name").nth(i).inner_text() for i in (0, 1)]
-    page.locator(".panel").first.locator('.label[data-side="tgt"][data-index="1"]').hover()
+    first = page.locator(".panel").first
+    first.locator('.label[data-side="tgt"][data-index="1"]').hover()
+    top = first.locator(".label.top").get_attribute("data-index")
+    box = first.locator(f'.label-bg[data-side="src"][data-index="{top}"]')
+    shown["top_box"] = (float(box.get_attribute("width") or 0), box.evaluate("e => e.style.fill"))
     page.screenshot(path=str(screenshot), full_page=True)
     return shown
 
@@ -202,6 +206,8 @@ def test_translate_hover_switch_and_screenshot(server: str, browser: Any, tmp_pa
     assert shown["target_after"] == [*expected["hypotheses"][1]["tokens"], "</s>"]
     assert shown["pinned"] == [expected["hypotheses"][1]["tokens"][0]]
     assert shown["panels"] == ["tiny", "other"]  # compare: both models side by side
+    width, fill = shown["top_box"]  # the source word looked at most is marked
+    assert width > 0 and fill.startswith("rgba(240, 165, 0")
     assert shot.stat().st_size > 10_000
     if SCREENSHOT:
         shutil.copyfile(shot, SCREENSHOT)
@@ -219,3 +225,52 @@ def test_server_errors_show_inline(server: str, browser: Any) -> None:
     page.get_by_role("button", name="Translate").click()
     page.locator(".panel .heatmap svg").wait_for()
     assert page.get_by_role("alert").is_hidden()
+
+
+def heads_record() -> dict[str, Any]:
+    """A translation with 2 layers x 2 heads, each head attending to a different word."""
+    source, tokens = ["a", "red", "cat"], ["ein", "rote", "katze"]
+    rows, cols = len(tokens) + 1, len(source)
+
+    def one_hot(shift: int) -> list[list[float]]:
+        return [
+            [0.9 if j == (t + shift) % cols else 0.05 for j in range(cols)] for t in range(rows)
+        ]
+
+    heads = [[one_hot(0), one_hot(1)], [one_hot(2), one_hot(0)]]
+    hypothesis = {
+        "text": "ein rote katze",
+        "score": -1.0,
+        "rank_score": -1.0,
+        "tokens": tokens,
+        "attention": one_hot(0),
+        "attention_heads": heads,
+    }
+    return {**hypothesis, "source_tokens": source, "hypotheses": [hypothesis]}
+
+
+def test_heads_get_layer_and_head_selectors_and_a_grid(server: str, browser: Any) -> None:
+    """The page's path for models with heads, fed a known answer (the served RNNs have none)."""
+    page = browser.new_page()
+    record = heads_record()
+    body = json.dumps({"model": "tiny", "translations": [record]})
+    page.route("**/translate", lambda route: route.fulfill(status=200, body=body))
+    page.goto(server + "/")
+    page.get_by_label("Source text").fill("a red cat")
+    page.get_by_role("button", name="Translate").click()
+    panel = page.locator(".panel").first
+    panel.locator(".heatmap svg").wait_for()
+    assert panel.locator(".heads").is_visible()
+    panel.get_by_label("Layer").select_option(index=1)  # layer 2
+    panel.get_by_label("Head").select_option(index=1)  # head 1: shifted by 2
+    panel.locator('.label[data-side="tgt"][data-index="0"]').hover()
+    assert panel.locator('.label.top[data-side="src"]').all_text_contents() == ["cat"]
+    panel.get_by_role("button", name="All heads").click()
+    figures = panel.locator(".grid figure")
+    assert figures.count() == 4
+    assert panel.locator(".grid figure.selected").get_attribute("aria-label") == "Layer 2, head 1"
+    figures.nth(1).click()  # layer 1, head 2: shifted by 1
+    panel.locator('.label[data-side="tgt"][data-index="0"]').hover()
+    assert panel.locator('.label.top[data-side="src"]').all_text_contents() == ["red"]
+    assert panel.locator("select.head").input_value() == "1"
+    assert panel.locator("select.layer").input_value() == "0"

@@ -80,9 +80,7 @@ function drawHeatmap(container, sourceTokens, targetTokens, matrix, cellSize, la
   }
   if (!labelled) { container.appendChild(svg); return svg; }
   const label = (side, index, text, x, y, rotate) => {
-    const background = svgElement("rect", {
-      class: "label-bg", "data-side": side, "data-index": index, rx: 3,
-    }, svg);
+    svgElement("rect", { class: "label-bg", "data-side": side, "data-index": index, rx: 3 }, svg);
     const element = svgElement("text", {
       class: "label", "data-side": side, "data-index": index, x, y, tabindex: 0,
       role: "button", "aria-pressed": "false",
@@ -90,27 +88,26 @@ function drawHeatmap(container, sourceTokens, targetTokens, matrix, cellSize, la
       transform: rotate ? `rotate(-45 ${x} ${y})` : "",
     }, svg);
     element.textContent = text;
-    return { background, element };
   };
-  const labels = { src: [], tgt: [] };
-  sourceTokens.forEach((token, j) => {
-    labels.src.push(label("src", j, token, left + (j + 0.5) * cellSize, top - 6, true));
-  });
-  targetTokens.forEach((token, t) => {
-    labels.tgt.push(label("tgt", t, token, left - 6, top + (t + 0.5) * cellSize, false));
-  });
+  sourceTokens.forEach((token, j) => label("src", j, token, left + (j + 0.5) * cellSize, top - 6, true));
+  targetTokens.forEach((token, t) => label("tgt", t, token, left - 6, top + (t + 0.5) * cellSize, false));
   container.appendChild(svg);
-  for (const side of ["src", "tgt"]) {  // a box behind each label (rotating with it)
-    for (const { background, element } of labels[side]) {
-      const box = element.getBBox();  // in the label's own, unrotated coordinates
-      background.setAttribute("x", box.x - 2);
-      background.setAttribute("y", box.y - 1);
-      background.setAttribute("width", box.width + 4);
-      background.setAttribute("height", box.height + 2);
-      background.setAttribute("transform", element.getAttribute("transform"));
-    }
-  }
   return svg;
+}
+
+// Size the box behind each label to its text (rotating with it). Text has a size only
+// once the svg is in the document, so this runs when a label is first highlighted.
+function fitLabelBoxes(svg) {
+  for (const background of svg.querySelectorAll(".label-bg")) {
+    const { side, index } = background.dataset;
+    const label = svg.querySelector(`.label[data-side="${side}"][data-index="${index}"]`);
+    const box = label.getBBox();  // in the label's own, unrotated coordinates
+    background.setAttribute("x", box.x - 2);
+    background.setAttribute("y", box.y - 1);
+    background.setAttribute("width", box.width + 4);
+    background.setAttribute("height", box.height + 2);
+    background.setAttribute("transform", label.getAttribute("transform"));
+  }
 }
 
 // ---------------------------------------------------------------------------- one panel
@@ -212,6 +209,7 @@ class Panel {
     if (!this.source.length) { box.textContent = "Nothing to attend to: the source is empty."; return; }
     const cell = Math.max(14, Math.min(34, Math.floor(560 / this.source.length)));
     this.svg = drawHeatmap(box, this.source, this.target, matrix, cell, true);
+    this.fitted = false;
     this.wire();
     if (!$(".grid", this.root).hidden) this.drawGrid();
     $(".focus-note", this.root).textContent = "";
@@ -284,6 +282,7 @@ class Panel {
   }
 
   highlight(side, index) {
+    if (!this.fitted) { fitLabelBoxes(this.svg); this.fitted = true; }
     this.clear();
     const other = side === "tgt" ? "src" : "tgt";
     const weights = this.weights(side, index);
