@@ -8,7 +8,7 @@
 Every error is JSON ``{"detail": "one line"}`` with its status:
 
     422  a body that is not JSON, not UTF-8 or not the schema; an unknown or bad option
-    413  a text longer than max_chars, or more than max_texts texts
+    413  a text longer than max_chars, more than max_texts texts, or a body too big for them
     404  an unknown model
     503  the model's queue is full (try again later)
     504  the translation took longer than timeout_s
@@ -171,7 +171,7 @@ def create_app(
     )
     async def translate(request: Request) -> JSONResponse:
         """Translate one text or a list. Options left out keep the model's defaults."""
-        body = await _parse(request)
+        body = await _parse(request, limits)
         name = body.model or names[0]
         batcher = batchers.get(name)
         if batcher is None:
@@ -204,9 +204,21 @@ def create_app(
     return app
 
 
-async def _parse(request: Request) -> TranslateRequest:
+async def _read_body(request: Request, limit: int) -> bytes:
+    """The raw body, refused with 413 as soon as it passes `limit` bytes (never held)."""
+    chunks, size = [], 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, f"the body is over {limit:,} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+async def _parse(request: Request, limits: Limits) -> TranslateRequest:
     """The body as a TranslateRequest; 422 for bad UTF-8, bad JSON or a bad schema."""
-    raw = await request.body()
+    # the longest valid body: every text at its limit, 4 UTF-8 bytes a character, options
+    raw = await _read_body(request, limits.max_texts * (4 * limits.max_chars + 16) + 4096)
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as err:

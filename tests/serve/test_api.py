@@ -164,6 +164,13 @@ def test_bad_bodies_are_422(client: TestClient, raw: bytes, message: str) -> Non
     assert client.post("/translate", json={"text": "a dog"}).status_code == 200
 
 
+def test_a_huge_body_is_413_unread(client: TestClient) -> None:
+    huge = b'{"text": "' + b"a" * 2_000_000 + b'"}'
+    answer = client.post("/translate", content=huge, headers={"content-type": "application/json"})
+    assert answer.status_code == 413
+    assert answer.json()["detail"].startswith("the body is over")
+
+
 def test_unknown_route_is_json_404(client: TestClient) -> None:
     answer = client.get("/nowhere")
     assert answer.status_code == 404 and answer.json() == {"detail": "Not Found"}
