@@ -14,6 +14,7 @@ from attnmt.compare.runner import read_training_record
 from attnmt.config import Config, SplitPaths
 from attnmt.data.text import read_parallel
 from attnmt.evaluate.alignment import evaluate_alignment
+from attnmt.evaluate.dialogue import dialogue_metrics
 from attnmt.evaluate.evaluation import evaluate_split
 from attnmt.evaluate.study import LENGTH_EDGES, attention_entropy, bleu_by_length, monotonicity
 from attnmt.io.checkpoint import load_checkpoint, step_checkpoints
@@ -169,6 +170,9 @@ def evaluate_run(
         attention_entropy=_statistic(attention_entropy, rows),
         monotonicity=_statistic(monotonicity, rows),
         aer=aligned.aer if aligned is not None else None,
+        dialogue=dialogue_metrics(evaluation.hypotheses)
+        if run.config.data.task == "dialogue"
+        else {},
         history=read_metrics(run_dir / "metrics.jsonl")
         if (run_dir / "metrics.jsonl").is_file()
         else [],

@@ -70,6 +70,8 @@ class RunResult:
     attention_entropy: float | None = None  # study.attention_entropy; None: no attention
     monotonicity: float | None = None  # study.monotonicity; None: no attention
     aer: float | None = None  # alignment error rate vs gold (evaluate.alignment); None: unknown
+    dialogue: dict[str, float] = field(default_factory=dict)
+    """Dialogue runs: distinct_1, distinct_2 and reply_len of the replies (evaluate.dialogue)."""
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl records
     examples: list[Example] = field(default_factory=list)  # up to MAX_EXAMPLES sentences
 
@@ -95,6 +97,11 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
     ("wall_time_s", "Wall time", _duration),
 )
 ATTENTION_STATS = ("attention_entropy", "monotonicity")
+DIALOGUE_METRICS = (  # summary columns shown only when some run is a dialogue model
+    ("distinct_1", "Distinct-1", "{:.3f}".format),
+    ("distinct_2", "Distinct-2", "{:.3f}".format),
+    ("reply_len", "Reply length (words)", "{:.1f}".format),
+)
 
 CSS = resources.files("attnmt.viz").joinpath("report.css").read_text(encoding="utf-8")
 """The report's style sheet, kept in report.css beside this module."""
@@ -144,12 +151,15 @@ def _section(anchor: str, heading: str, body: str) -> str:
 
 
 def _summary(runs: Sequence[RunResult]) -> str:
+    dialogue = DIALOGUE_METRICS if any(run.dialogue for run in runs) else ()
     rows = []
     for run in runs:
         config = "<br>".join(f"{_e(key)}={_e(value)}" for key, value in run.config.items())
         metrics = [_cell(getattr(run, name), show) for name, _, show in METRICS]
+        metrics += [_cell(run.dialogue.get(name), show) for name, _, show in dialogue]
         rows.append([f"<th>{_e(run.name)}</th>", f"<td>{config}</td>", *metrics])
-    return _table(["Run", "Config", *(heading for _, heading, _ in METRICS)], rows)
+    headings = [heading for _, heading, _ in (*METRICS, *dialogue)]
+    return _table(["Run", "Config", *headings], rows)
 
 
 def _bucket_labels(runs: Sequence[RunResult]) -> list[str]:
@@ -326,6 +336,8 @@ def result_record(run: RunResult) -> dict[str, Any]:
     record: dict[str, Any] = {"name": run.name, "config": dict(run.config)}
     for name in (*(name for name, _, _ in METRICS), *ATTENTION_STATS):
         record[name] = _finite(getattr(run, name))
+    if run.dialogue:
+        record["dialogue"] = {key: _finite(value) for key, value in run.dialogue.items()}
     record["bleu_by_length"] = [
         {key: _finite(value) for key, value in row.items()} for row in run.bleu_by_length
     ]

@@ -78,3 +78,20 @@ def test_evaluate_adds_dialogue_metrics_for_dialogue_runs_only(
     assert scores["reply_len"] == pytest.approx(dialogue_metrics(replies)["reply_len"])
     assert main(args) == 0
     assert "distinct-1" in capsys.readouterr().out
+
+
+def test_the_compare_report_shows_dialogue_columns_only_for_dialogue_runs(
+    tmp_path: Path,
+) -> None:
+    pytest.importorskip("matplotlib")
+    from attnmt.viz.report import RunResult, write_report
+
+    page = write_report(tmp_path / "mt", [RunResult(name="mt")], command="x").read_text()
+    assert "Distinct-1" not in page
+    metrics = dialogue_metrics(["i do not know", "me too"])
+    runs = [RunResult(name="chat", dialogue=metrics), RunResult(name="mt")]
+    page = write_report(tmp_path / "chat", runs, command="x").read_text()
+    assert "Distinct-1" in page and "Reply length" in page
+    assert f"{metrics['distinct_2']:.3f}" in page
+    record = json.loads((tmp_path / "chat" / "results.json").read_text())["runs"][0]
+    assert record["dialogue"]["reply_len"] == pytest.approx(metrics["reply_len"])
