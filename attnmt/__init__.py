@@ -3,9 +3,11 @@
 from attnmt.config import Config, ConfigError, load_config
 from attnmt.models.build import build_model
 from attnmt.models.seq2seq import Seq2Seq
+from attnmt.translate.chatbot import Chatbot
 from attnmt.translate.translator import Translation, Translator
 
 __all__ = [
+    "Chatbot",
     "Config",
     "ConfigError",
     "Seq2Seq",
