@@ -129,7 +129,9 @@ def prepare_runs(settings: CompareSettings) -> tuple[list[RunInput], Task | None
             settings.log(f"{prefix} finished run in {item.run_dir}, not retrained{note}")
             continue
         log_path = item.run_dir / "train.log"
-        settings.log(f"{prefix} training for {minutes:g} min (log: {log_path})")
+        steps = task.defaults.get("train", {}).get("max_steps")
+        budget = f"{steps} steps (at most {minutes:g} min)" if steps else f"{minutes:g} min"
+        settings.log(f"{prefix} training for {budget} (log: {log_path})")
         record = train_subprocess(config, log_path)
         settings.log(
             f"{prefix} done in {record.process_wall_s:.0f} s, "
@@ -170,11 +172,14 @@ def report_notes(
         f"Machine: {machine()}.",
     ]
     if task is not None:
-        budget = minutes or task.minutes
+        budget = f"{minutes or task.minutes:g} min each"
+        steps = task.defaults.get("train", {}).get("max_steps")
+        if steps:  # a step budget, with the minutes as a cap
+            budget = f"{steps} training steps each, at most {budget}"
         notes.insert(
             1,
             f"Configs were trained on the {task.name} task with the same data, seed and "
-            f"budget ({budget:g} min each); a run that already existed was not retrained.",
+            f"budget ({budget}); a run that already existed was not retrained.",
         )
     return notes
 

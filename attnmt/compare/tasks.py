@@ -19,6 +19,8 @@ from attnmt.errors import UserError
 from attnmt.io.files import write_text_atomic
 
 STUDY_TASK_VERSION = 2  # 1: joined quickstart sentences; 2: attnmt.data.study_grammar
+STUDY_STEPS = 300  # training steps per config on the study task (about 1 min on an idle core)
+STUDY_MINUTES = 10.0  # only a safety cap there: the step budget ends each run first
 
 
 def write_study_task(
@@ -67,7 +69,10 @@ def synthetic_task(out: Path, **sizes: int) -> Task:
     ``<out>/data``, with gold alignments.
 
     Model sizes and training settings are the quickstart's (embeddings 64, GRU 128, word
-    vocabularies), so each config trains in about a minute on two CPU cores.
+    vocabularies). Every config trains for the same STUDY_STEPS steps (about a minute on
+    one idle CPU core): a step budget, not a time budget, so that the ranking does not
+    depend on how busy the machine is, and a rerun with the same seed gives the same
+    model.
     """
     splits = write_study_task(out / "data", **sizes)
     data = {
@@ -84,12 +89,14 @@ def synthetic_task(out: Path, **sizes: int) -> Task:
             "validate_every": 100,
             "log_every": 20,
             "patience": 0,
+            "max_steps": STUDY_STEPS,  # the budget: equal steps, whatever the machine load
             "label_smoothing": 0.0,
             "threads": 1,  # small models gain little from more; one keeps timings steady
         },
         "decode": {"beam": 1},
     }
-    return Task("synthetic", data, defaults, minutes=1.0, test_alignment=out / "data/test.align")
+    alignment = out / "data" / "test.align"
+    return Task("synthetic", data, defaults, minutes=STUDY_MINUTES, test_alignment=alignment)
 
 
 MULTI30K_PRESET = "multi30k_de_en_bahdanau.yaml"  # shipped in attnmt/presets

@@ -205,7 +205,7 @@ def clause_words(rng: random.Random, start: int) -> tuple[list[str], list[Target
     return source, target
 
 
-MAX_CLAUSES = 3
+MAX_CLAUSES = 2
 
 
 def study_pair(rng: random.Random, max_clauses: int = MAX_CLAUSES) -> AlignedPair:
