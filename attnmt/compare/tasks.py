@@ -79,7 +79,7 @@ def synthetic_task(out: Path, **sizes: int) -> Task:
         **{name: split.model_dump(exclude_none=True) for name, split in splits.items()},
         "tokenizer": "word",
         "vocab_size": 400,  # the study grammar has about 230 source and 150 target words
-        "max_len": 100,  # sources have at most about 90 words
+        "max_len": 100,  # sources have at most about 50 words, targets about 60
     }
     defaults = {
         "model": {"embed_dim": 64, "hidden_dim": 128, "dropout": 0.1},
