@@ -39,7 +39,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--minutes",
         type=float,
         default=None,
-        help="training budget per config (default: 1 for synthetic, 15 for multi30k)",
+        help="training time per config (default: synthetic 10 as a cap on its 300 steps, "
+        "multi30k 8)",
     )
     parser.add_argument(
         "--data-dir",
