@@ -228,7 +228,8 @@ def attnmt_train(run_dir: Path, minutes: float, validate: bool, data: Path) -> R
     printed = logs.read_text(encoding="utf-8")
     speed = re.search(r"training speed: ([\d,.]+) target tokens/s", printed)
     steps = re.search(r"stopped after (\d+) steps", printed)
-    entries = [json.loads(line) for line in (run_dir / "metrics.jsonl").open()]
+    metrics = run_dir / "metrics.jsonl"  # absent when no step was logged
+    entries = [json.loads(line) for line in metrics.open()] if metrics.exists() else []
     rates = [e["tgt_tokens_per_s"] for e in entries if e.get("split") == "train"][1:]
     dev = [e for e in entries if e.get("split") == "dev"]
     wall, rss = gnu_time(run_dir.parent / f"{run_dir.name}.time")
