@@ -23,6 +23,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+from helpers import make_run
 
 from attnmt.compare.evaluation import torch_threads
 from attnmt.config import build_config
@@ -41,7 +42,7 @@ CHROMIUM_ARGS = [
 ]
 SENTENCE = "the dog sees a red cat"
 SCREENSHOT = os.environ.get("ATTNMT_SCREENSHOT")  # also save the screenshot here
-STEPS = 600 if SCREENSHOT else 30  # training steps: a few dozen suffice for the test
+STEPS = 600 if SCREENSHOT else 20  # training steps: a couple of dozen suffice for the test
 
 sync_api = pytest.importorskip("playwright.sync_api", reason="Playwright is not installed")
 if not Path(CHROMIUM).exists():
@@ -90,9 +91,11 @@ def free_port() -> int:
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """`attnmt serve` of two tiny trained models on a free loopback port; its URL."""
+    """`attnmt serve` of a tiny trained model and a second one to compare it with (random,
+    untrained, unless for the README's screenshot) on a free loopback port; its URL."""
     root = tmp_path_factory.mktemp("browser")
-    first, second = train_tiny(root, 1), train_tiny(root, 2)
+    first = train_tiny(root, 1)
+    second = train_tiny(root, 2) if SCREENSHOT else make_run(root / "random", seed=2)
     port = free_port()
     command = [sys.executable, "-m", "attnmt.cli", "serve", "--port", str(port), "--threads", "1"]
     command += ["--model", f"tiny={first}", "--model", f"other={second}"]
