@@ -1,5 +1,5 @@
-"""`attnmt translate` and `attnmt chat`: streams, files, formats, the interactive loops,
-and one-line errors."""
+"""`attnmt translate`: streams, files, formats, the interactive loop, and one-line errors.
+(`attnmt chat` is tested in test_chat_pty.py and translate/test_chatbot.py.)"""
 
 from __future__ import annotations
 
@@ -17,7 +17,6 @@ import pytest
 from helpers import SENTENCES, make_run
 
 from attnmt.cli import translate as translate_command
-from attnmt.cli.chat import Context, chat_loop
 from attnmt.cli.main import main
 from attnmt.translate.schema import formatter
 from attnmt.translate.streaming import interactive, terminal_lines, translate_stream
@@ -212,41 +211,6 @@ def test_translate_on_a_terminal_is_interactive(
     monkeypatch.setattr(translate_command, "terminal_lines", lambda prompt: typed())
     assert main(["translate", "--model", str(run_dir)]) == 0
     assert capsys.readouterr().out == translator.translate(SENTENCES[0]).text + "\n"
-
-
-# ---------------------------------------------------------------------------
-# Chat
-
-
-def test_chat_context_joins_previous_turns_and_reset_clears_them() -> None:
-    sources: list[str] = []
-    written: list[str] = []
-
-    def respond(source: str) -> str:
-        sources.append(source)
-        return f"r{len(sources)}"
-
-    typed = ["a", "", "b", "c", "/reset", "d", "/quit", "never"]
-    assert chat_loop(typed, respond, written.append, Context(turns=3, separator=" | ")) == 0
-    assert sources == ["a", "a | r1 | b", "r1 | b | r2 | c", "d"]
-    assert written == ["r1\n", "r2\n", "r3\n", "(context cleared)\n", "r4\n"]
-
-
-def test_chat_without_context_sends_the_message_alone() -> None:
-    sources: list[str] = []
-    chat_loop(["x", "y"], lambda s: sources.append(s) or "ok", lambda _: None, Context(turns=0))
-    assert sources == ["x", "y"]
-
-
-def test_chat_command_answers_each_message(
-    run_dir: Path, translator: Translator, monkeypatch, capsys
-) -> None:
-    messages = [SENTENCES[0], SENTENCES[1]]
-    args = ["chat", "--model", str(run_dir), "--context", "2", "--separator", " "]
-    code, out, _ = cli(monkeypatch, capsys, messages, *args)
-    first = translator.translate(SENTENCES[0]).text
-    second = translator.translate(f"{SENTENCES[0]} {first} {SENTENCES[1]}").text
-    assert code == 0 and out.splitlines() == [first, second]
 
 
 def test_results_render_from_translations() -> None:
