@@ -276,4 +276,11 @@ def test_heads_get_layer_and_head_selectors_and_a_grid(server: str, browser: Any
     panel.locator('.label[data-side="tgt"][data-index="0"]').hover()
     assert panel.locator('.label.top[data-side="src"]').all_text_contents() == ["red"]
     assert panel.locator("select.head").input_value() == "1"
+    # the keyboard: focus a source word, see who looked at it; Enter pins it
+    source_word = panel.locator('.label[data-side="src"][data-index="2"]')
+    source_word.focus()
+    assert panel.locator('.label.top[data-side="tgt"]').all_text_contents() == ["rote"]
+    assert panel.locator(".focus-note").inner_text().startswith("“cat” was looked at by: rote")
+    source_word.press("Enter")
+    assert source_word.get_attribute("aria-pressed") == "true"
     assert panel.locator("select.layer").input_value() == "0"
