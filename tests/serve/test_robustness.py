@@ -104,21 +104,21 @@ def test_slow_decode_is_504_then_serves(controlled: Controlled) -> None:
 
 
 def test_a_bad_request_fails_alone_in_its_batch(controlled: Controlled, translator) -> None:
-    """Held at the gate, four requests gather into one batch; the poisoned one gets its
-    error (422) and the others their translations."""
-    app = create_app({"m": controlled}, Limits(max_wait_ms=100))  # type: ignore[dict-item]
+    """Four requests make one batch (max_batch 4, a long wait); its one call fails on the
+    poisoned source, each request is retried alone, and only that one gets the error."""
+    limits = Limits(max_batch=4, max_wait_ms=5000)
+    app = create_app({"m": controlled}, limits)  # type: ignore[dict-item]
     texts = [SENTENCES[0], f"a {POISON} dog", SENTENCES[1], SENTENCES[2]]
     with TestClient(app) as client, ThreadPoolExecutor(len(texts)) as pool:
-        controlled.gate.clear()
         answers = [pool.submit(client.post, "/translate", json={"text": t}) for t in texts]
-        wait_for(lambda: app.state.batchers["m"].queued == 0 and controlled.entered.is_set())
-        time.sleep(0.2)  # the worker has collected the batch
-        controlled.gate.set()
         results = [answer.result() for answer in answers]
-    assert [r.status_code for r in results] == [200, 422, 200, 200]
-    assert results[1].json() == {"detail": "this source is poison"}
+    assert controlled.calls == [4, 1, 1, 1, 1]  # the batch, then each request alone
+    statuses = {text: result.status_code for text, result in zip(texts, results, strict=True)}
+    assert statuses == {text: 422 if POISON in text else 200 for text in texts}
     for text, result in zip(texts, results, strict=True):
-        if result.status_code == 200:
+        if POISON in text:
+            assert result.json() == {"detail": "this source is poison"}
+        else:
             assert result.json()["translations"][0]["text"] == translator.translate(text).text
 
 
