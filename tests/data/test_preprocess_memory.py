@@ -16,23 +16,27 @@ import sentencepiece as spm
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 WORDS = [f"{a}{b}" for a in ("ka", "to", "mi", "re", "su", "no", "ha") for b in "aeiou"]
-SMALL, LARGE = 50_000, 200_000
+SMALL, LARGE = 25_000, 100_000
 # Growth allowed from SMALL to LARGE pairs: the index (lengths and offsets, about 40 bytes
-# a pair at its peak, 6 MB for the 150,000 more) plus allocator noise. Holding the tokens
-# in memory, as the code before did, grew by 61 MB here (150,000 pairs x ~80 tokens).
-ALLOWED_GROWTH_MB = 16
+# a pair at its peak, 3 MB for the 75,000 more) plus allocator noise. Holding the tokens
+# in memory, as the code before did, grows by 4 bytes a token: 61 MB from 50,000 to
+# 200,000 pairs of this corpus (measured with benchmarks/preprocess.py's baseline).
+ALLOWED_GROWTH_MB = 12
 
 # Peak RSS of the preprocessing alone, in a fresh process. ru_maxrss cannot say it: Linux
 # carries the parent's peak across fork and exec, so a child of pytest (over 300 MB with
 # torch loaded) reports at least that. Writing 5 to /proc/self/clear_refs resets the
 # peak (VmHWM) to the present RSS instead. Workers start after the reset; the largest
-# one's peak is RUSAGE_CHILDREN.
+# one's peak is RUSAGE_CHILDREN. Memory rises until the pipeline of chunks in flight is
+# full, then stays: small chunks fill it well before SMALL pairs.
 MEASURE = """
 import json, resource, sys
 from pathlib import Path
 from attnmt.config import DataConfig, SplitPaths
+from attnmt.data import preprocess
 from attnmt.data.corpus import load_corpus
 from attnmt.data.tokenize import SentencePieceTokenizer
+preprocess.CHUNK_PAIRS = 2_000  # 2 workers x 2 chunks in flight: full from 8,000 pairs on
 def peak_mb():
     status = dict(line.split(":", 1) for line in open("/proc/self/status"))
     return int(status["VmHWM"].split()[0]) / 1024
