@@ -252,7 +252,9 @@ def heads_record() -> dict[str, Any]:
     return {**hypothesis, "source_tokens": source, "hypotheses": [hypothesis]}
 
 
-def test_heads_get_layer_and_head_selectors_and_a_grid(server: str, browser: Any) -> None:
+def test_heads_get_layer_and_head_selectors_and_a_grid(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
     """The page's path for models with heads, fed a known answer (the served RNNs have none)."""
     page = browser.new_page()
     record = heads_record()
@@ -283,4 +285,5 @@ def test_heads_get_layer_and_head_selectors_and_a_grid(server: str, browser: Any
     assert panel.locator(".focus-note").inner_text().startswith("“cat” was looked at by: rote")
     source_word.press("Enter")
     assert source_word.get_attribute("aria-pressed") == "true"
+    page.screenshot(path=str(tmp_path / "heads.png"), full_page=True)
     assert panel.locator("select.layer").input_value() == "0"
