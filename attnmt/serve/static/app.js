@@ -326,13 +326,17 @@ class Panel {
   }
 }
 
+// One line about a model's family, from its config (GET /models).
 function summary(info) {
   const model = info.model || {};
-  const parts = [];
-  if (model.arch) parts.push(model.arch);
-  if (model.decoder) parts.push(`decoder ${model.decoder}`);
-  if (model.attention && model.attention.score && model.decoder !== "none") {
-    parts.push(`score ${model.attention.score}`);
+  const attention = model.attention || {};
+  const parts = [model.arch || "rnn"];
+  if (model.arch === "transformer") {
+    parts.push(`${model.layers} layers`, `${attention.heads} heads`, `d_model ${model.embed_dim}`);
+  } else {
+    parts.push(`${model.rnn || ""} decoder ${model.decoder}`.trim());
+    if (model.decoder !== "none") parts.push(`score ${attention.score}`);
+    if (attention.score === "multihead") parts.push(`${attention.heads} heads`);
   }
   parts.push(`${(info.parameters / 1e6).toFixed(2)}M parameters`);
   return parts.join(" · ");
