@@ -21,6 +21,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+import numpy as np
 import torch
 import torch.distributed as dist
 from torch import nn
@@ -152,3 +153,30 @@ def wrap_ddp(module: nn.Module, device: torch.device) -> nn.Module:
         return module
     device_ids = [device.index] if device.type == "cuda" else None
     return nn.parallel.DistributedDataParallel(module, device_ids=device_ids, static_graph=True)
+
+
+def rank_seed(seed: int, rank: int, step: int = 0) -> int:
+    """A seed for rank `rank`'s dropout, distinct per rank and per resumed step."""
+    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
+
+
+def restore_rng(rng: dict[str, Any], world: World, seed: int, step: int) -> None:
+    """Continue the random streams a checkpoint saved.
+
+    `rng` holds rank 0's state ("torch", "cuda") and, from a run of several processes,
+    every rank's ("ranks"). The same number of processes continues each rank's stream;
+    one process continues rank 0's; another number starts fresh streams for ranks above
+    0, still reproducible from the seed and the step.
+    """
+    ranks = rng.get("ranks") or []
+    if world.distributed and len(ranks) == world.size:
+        mine = ranks[world.rank]
+        torch.set_rng_state(mine["torch"].cpu())
+        if torch.cuda.is_available() and "cuda" in mine:
+            torch.cuda.set_rng_state(mine["cuda"].cpu())
+    elif world.is_main:
+        torch.set_rng_state(rng["torch"].cpu())
+        if torch.cuda.is_available() and rng.get("cuda"):
+            torch.cuda.set_rng_state_all([state.cpu() for state in rng["cuda"]])
+    else:
+        torch.manual_seed(rank_seed(seed, world.rank, step))

@@ -25,7 +25,6 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
@@ -34,11 +33,12 @@ from attnmt.data.batching import Batch, BatchSampler, make_batch
 from attnmt.device import autocast, resolve_device, resolve_precision
 from attnmt.evaluate.evaluation import evaluate_corpus
 from attnmt.models.build import build_model
-from attnmt.models.seq2seq import Seq2Seq, count_parameters
+from attnmt.models.seq2seq import count_parameters
 from attnmt.train import distributed
 from attnmt.train.callbacks import Callback, Log, console, default_callbacks, quiet
 from attnmt.train.distributed import World
-from attnmt.train.loss import label_smoothed_loss, scheduled_sampling_log_probs
+from attnmt.train.forward import TrainingForward
+from attnmt.train.loss import label_smoothed_loss
 from attnmt.train.schedule import LRSchedule
 from attnmt.train.setup import TrainingData, prepare_data, prepare_run_dir
 from attnmt.translate.translator import Translator
@@ -74,26 +74,6 @@ class TrainSummary:
     rank: int = 0  # which of the torchrun processes trained (0 speaks for the run)
 
 
-class TrainingForward(nn.Module):
-    """What a training step runs forward: teacher forcing, or scheduled sampling below
-    train.teacher_forcing 1. One module, so that DDP (whose gradient averaging hooks in
-    through ``forward``) and ``torch.compile`` wrap exactly that."""
-
-    def __init__(self, model: Seq2Seq, teacher_forcing: float) -> None:
-        super().__init__()
-        self.model = model
-        self.teacher_forcing = teacher_forcing
-
-    def forward(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> Tensor:
-        """Log-probabilities or logits (B, T, V) for each decoder input position."""
-        if self.teacher_forcing < 1.0:
-            # Scheduled sampling reads only src, src_lengths and tgt_in of a batch.
-            batch = Batch(src, src_lengths, tgt_in, tgt_out=tgt_in, indices=src_lengths)
-            return scheduled_sampling_log_probs(self.model, batch, self.teacher_forcing)
-        logits, _ = self.model(src, src_lengths, tgt_in)
-        return logits
-
-
 class Trainer:
     """The training loop of one run; `run()` trains until a stop condition.
 
@@ -126,7 +106,7 @@ class Trainer:
         self.model = build_model(config.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size)
         self.model.to(self.device)
         if self.world.rank:  # its own dropout; rank 0 keeps the single-process stream
-            torch.manual_seed(rank_seed(train.seed, self.world.rank))
+            torch.manual_seed(distributed.rank_seed(train.seed, self.world.rank))
         forward: nn.Module = distributed.wrap_ddp(
             TrainingForward(self.model, train.teacher_forcing), self.device
         )
@@ -223,21 +203,9 @@ class Trainer:
         self.schedule.load_state_dict(checkpoint["schedule"])
         self.sampler.load_state_dict(checkpoint["sampler"])
         self.progress = Progress(**checkpoint["progress"])
-        rng = checkpoint["rng"]
-        ranks = rng.get("ranks") or []
-        if self.world.distributed and len(ranks) == self.world.size:
-            mine = ranks[self.world.rank]  # the same world: every rank continues its stream
-            torch.set_rng_state(mine["torch"].cpu())
-            if torch.cuda.is_available() and "cuda" in mine:
-                torch.cuda.set_rng_state(mine["cuda"].cpu())
-        elif self.world.is_main:
-            torch.set_rng_state(rng["torch"].cpu())
-            if torch.cuda.is_available() and rng.get("cuda"):
-                torch.cuda.set_rng_state_all([s.cpu() for s in rng["cuda"]])
-        else:  # a new world size: fresh streams, still reproducible from seed and step
-            torch.manual_seed(
-                rank_seed(self.config.train.seed, self.world.rank, self.progress.step)
-            )
+        distributed.restore_rng(
+            checkpoint["rng"], self.world, self.config.train.seed, self.progress.step
+        )
 
     # -- the loop ---------------------------------------------------------------------
 
@@ -439,11 +407,6 @@ class Trainer:
             stop_reason=reason,
             rank=self.world.rank,
         )
-
-
-def rank_seed(seed: int, rank: int, step: int = 0) -> int:
-    """A seed for rank `rank`'s dropout, distinct per rank and per resumed step."""
-    return int(np.random.SeedSequence([seed, rank, step]).generate_state(1)[0])
 
 
 def train(config: Config, resume: bool = False, progress_bar: bool | None = None) -> TrainSummary:
