@@ -9,12 +9,13 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
+import torch
 from helpers import SENTENCES, make_run
 
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from attnmt.serve.app import create_app  # noqa: E402
+from attnmt.serve.app import HEADS_SUPPORTED, create_app  # noqa: E402
 from attnmt.serve.limits import Limits  # noqa: E402
 from attnmt.translate.translator import Translator  # noqa: E402
 
@@ -184,3 +185,38 @@ def test_empty_strings_and_many_empty_texts(client: TestClient) -> None:
         "model": "bahdanau",
         "translations": [],
     }
+
+
+def multihead_translator(heads: int) -> Translator:
+    """An RNN with the multihead score (one layer of `heads` heads), random weights."""
+    from attnmt.config import build_config
+    from attnmt.data.tokenize import WordTokenizer
+    from attnmt.models.build import build_model
+
+    src_tok = WordTokenizer.build(SENTENCES, 100)
+    tgt_tok = WordTokenizer.build(SENTENCES, 100)
+    attention = {"score": "multihead", "heads": heads}
+    model_config = {"embed_dim": 8, "hidden_dim": 16, "dropout": 0.0, "attention": attention}
+    config = build_config([("test", {"model": model_config, "decode": {"max_len": 12}})])
+    torch.manual_seed(0)
+    model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size).eval()
+    return Translator(model, src_tok, tgt_tok, config)
+
+
+@pytest.mark.skipif(not HEADS_SUPPORTED, reason="Translator.translate_ids has no heads yet")
+def test_heads_of_a_multihead_model(translators: dict[str, Translator]) -> None:
+    """heads=true adds (layers, heads, rows, columns) weights, each row a distribution whose
+    mean over the heads is the default map; models report has_heads."""
+    models = {"multihead": multihead_translator(heads=2), **translators}
+    with TestClient(create_app(models)) as client:
+        assert client.get("/models").json()["models"][0]["has_heads"]
+        body = {"text": SENTENCES[0], "heads": True, "beam": 2, "n_best": 2, "units": "words"}
+        (record,) = client.post("/translate", json=body).json()["translations"]
+        plain = client.post("/translate", json={**body, "heads": False}).json()
+    heads = np.array(record["attention_heads"])
+    assert heads.shape == (1, 2, len(record["tokens"]) + 1, len(record["source_tokens"]))
+    assert np.allclose(heads.sum(axis=-1), 1.0, atol=1e-3)
+    assert np.allclose(heads[-1].mean(axis=0), record["attention"], atol=2e-3)
+    assert all("attention_heads" in h for h in record["hypotheses"])
+    assert "attention_heads" not in plain["translations"][0]
+    assert plain["translations"][0]["text"] == record["text"]
