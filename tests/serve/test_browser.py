@@ -231,22 +231,24 @@ def test_server_errors_show_inline(server: str, browser: Any) -> None:
 
 
 def heads_record() -> dict[str, Any]:
-    """A translation with 2 layers x 2 heads, each head attending to a different word."""
+    """A translation with 2 layers x 2 heads; head maps put `peak` on one source word per
+    row, shifted per head, and the default map is the mean of the last layer's heads."""
     source, tokens = ["a", "red", "cat"], ["ein", "rote", "katze"]
     rows, cols = len(tokens) + 1, len(source)
 
-    def one_hot(shift: int) -> list[list[float]]:
+    def one_hot(shift: int, peak: float = 0.9) -> list[list[float]]:
+        rest = (1 - peak) / (cols - 1)
         return [
-            [0.9 if j == (t + shift) % cols else 0.05 for j in range(cols)] for t in range(rows)
+            [peak if j == (t + shift) % cols else rest for j in range(cols)] for t in range(rows)
         ]
 
-    heads = [[one_hot(0), one_hot(1)], [one_hot(2), one_hot(0)]]
+    heads = [[one_hot(0), one_hot(1, peak=0.6)], [one_hot(2), one_hot(2)]]
     hypothesis = {
         "text": "ein rote katze",
         "score": -1.0,
         "rank_score": -1.0,
         "tokens": tokens,
-        "attention": one_hot(0),
+        "attention": one_hot(2),
         "attention_heads": heads,
     }
     return {**hypothesis, "source_tokens": source, "hypotheses": [hypothesis]}
@@ -285,5 +287,13 @@ def test_heads_get_layer_and_head_selectors_and_a_grid(
     assert panel.locator(".focus-note").inner_text().startswith("“cat” was looked at by: rote")
     source_word.press("Enter")
     assert source_word.get_attribute("aria-pressed") == "true"
+    # the pin stays through a new layer; "average" is the mean of that layer's heads
+    panel.locator("select.layer").select_option(index=0)
+    panel.locator("select.head").select_option(index=0)
+    assert panel.locator(".label.pinned").all_text_contents() == ["cat"]
+    source_word.press("Enter")  # unpin
+    page.mouse.move(0, 0)
+    panel.locator('.label[data-side="tgt"][data-index="0"]').hover()
+    assert panel.locator('.label.top[data-side="src"]').all_text_contents() == ["a"]
     page.screenshot(path=str(tmp_path / "heads.png"), full_page=True)
     assert panel.locator("select.layer").input_value() == "0"

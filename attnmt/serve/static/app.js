@@ -134,10 +134,19 @@ class Panel {
 
   current() { return this.record.hypotheses[this.hypothesis] || this.record; }
 
+  // The map on show: one head of one layer, the mean over a layer's heads ("average"),
+  // or the model's own map when it has no heads.
   matrix() {
     const hypothesis = this.current();
-    if (this.head === "mean" || !hypothesis.attention_heads) return hypothesis.attention;
-    return hypothesis.attention_heads[this.layer][this.head];
+    const heads = hypothesis.attention_heads;
+    if (!heads) return hypothesis.attention;
+    if (this.head !== "mean") return heads[this.layer][this.head];
+    const layer = heads[this.layer];
+    return layer[0].map((row, t) => row.map((_, j) => {
+      let sum = 0;
+      for (const head of layer) sum += head[t][j];
+      return sum / layer.length;
+    }));
   }
 
   buildNbest() {
@@ -213,6 +222,11 @@ class Panel {
     this.wire();
     if (!$(".grid", this.root).hidden) this.drawGrid();
     $(".focus-note", this.root).textContent = "";
+    if (this.pinned) {  // a new layer or head: the pinned word stays, with its new weights
+      const { side, index } = this.pinned;
+      this.pinned = null;
+      this.pin(side, index);
+    }
   }
 
   drawGrid() {
