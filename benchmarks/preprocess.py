@@ -49,6 +49,7 @@ cache = work / f"cache-{kind}-{time.time_ns()}"
 before = peak_mb()
 with open("/proc/self/clear_refs", "w") as handle:
     handle.write("5")
+cpu_before = resource.getrusage(resource.RUSAGE_SELF)
 start = time.perf_counter()
 if kind == "baseline":
     pairs, tokens = baseline_tokenize(split, tok, config, cache)
@@ -57,9 +58,12 @@ else:
     corpus = load_corpus(split, "train", tok, tok, config, cache, workers=int(sys.argv[5]))
     pairs, tokens = len(corpus), int(len(corpus.src_tokens) + len(corpus.tgt_tokens))
 seconds = time.perf_counter() - start
-workers = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024
+main = resource.getrusage(resource.RUSAGE_SELF)
+children = resource.getrusage(resource.RUSAGE_CHILDREN)
+cpu = (main.ru_utime + main.ru_stime - cpu_before.ru_utime - cpu_before.ru_stime
+       + children.ru_utime + children.ru_stime)
 print(json.dumps({"pairs": pairs, "tokens": tokens, "seconds": seconds, "imports": before,
-                  "main": peak_mb(), "workers": workers}))
+                  "main": peak_mb(), "workers": children.ru_maxrss / 1024, "cpu": cpu}))
 """
 
 
@@ -157,7 +161,8 @@ def describe(result: dict[str, float], workers: bool) -> str:
     per_million = result["seconds"] / 60 / (result["pairs"] / 1e6)
     text = (
         f"{result['pairs']:,} pairs, {result['tokens']:,} tokens in {result['seconds']:.1f} s "
-        f"({per_million:.2f} min per million pairs); peak RSS {result['main']:,.0f} MB"
+        f"({per_million:.2f} min per million pairs; CPU time {result['cpu']:.1f} s, all "
+        f"processes); peak RSS {result['main']:,.0f} MB"
     )
     return text + (f", largest worker {result['workers']:,.0f} MB" if workers else "")
 
