@@ -10,6 +10,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import SENTENCES, make_run
 
 from attnmt.cli.main import main
 from attnmt.config import SplitPaths
@@ -28,7 +29,6 @@ from attnmt.evaluate.alignment import (
 )
 from attnmt.io.run import Run
 from attnmt.translate.words import word_attention
-from tests.helpers import SENTENCES, make_run
 
 
 def test_aer_equals_the_hand_computed_value() -> None:
