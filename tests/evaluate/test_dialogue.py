@@ -66,8 +66,8 @@ def test_evaluate_adds_dialogue_metrics_for_dialogue_runs_only(
     ref.write_text("".join(s + "\n" for s in SENTENCES))
     args = ["evaluate", "--model", str(run_dir), "--src", str(src), "--ref", str(ref)]
 
-    assert main([*args, "--json"]) == 0
-    assert "distinct_1" not in json.loads(capsys.readouterr().out)
+    assert main(args) == 0
+    assert "BLEU" in (out := capsys.readouterr().out) and "distinct" not in out
 
     _set_task(run_dir, "dialogue")
     assert main([*args, "--json", "--sample", "--seed", "3", "--output", str(tmp_path / "o")]) == 0
@@ -76,8 +76,6 @@ def test_evaluate_adds_dialogue_metrics_for_dialogue_runs_only(
     assert scores["sample"] is True and scores["sentences"] == len(SENTENCES)
     assert scores["distinct_1"] == pytest.approx(distinct_n(replies, 1))
     assert scores["reply_len"] == pytest.approx(dialogue_metrics(replies)["reply_len"])
-    assert main(args) == 0
-    assert "distinct-1" in capsys.readouterr().out
 
 
 def test_the_compare_report_shows_dialogue_columns_only_for_dialogue_runs(
