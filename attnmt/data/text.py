@@ -4,23 +4,12 @@ with one-line errors for broken input."""
 from __future__ import annotations
 
 import gzip
-import hashlib
-import json
-import zipfile
 import zlib
-from array import array
-from bisect import bisect_right
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
-from typing import TYPE_CHECKING
-import numpy as np
-import torch
-from torch import Tensor
-from attnmt.config import DataConfig, SplitPaths
+
+from attnmt.config import SplitPaths
 from attnmt.errors import UserError
-from attnmt.io.files import atomic_write
-from attnmt.special import BOS_ID, EOS_ID, PAD_ID
 
 
 def _check_file(path: Path, name: str) -> None:
