@@ -3,17 +3,20 @@ on a slice of the chitchat corpus, three turns, /attention, /reset, Ctrl-D."""
 
 from __future__ import annotations
 
+import errno
 import os
 import pty
 import select
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+import attnmt.cli.chat as chat_module
 from attnmt.cli.chat import chat_loop, text_heatmap
 from attnmt.cli.main import main
 from attnmt.config import build_config
@@ -163,3 +166,18 @@ def test_text_heatmap_rows_are_source_words_and_cells_shade_the_weight() -> None
     lines = text_heatmap(["a", "bb", "c"], ["x", "</s>"], weights).splitlines()
     assert lines[0] == "columns: 1=x  2=</s>"
     assert lines[2:] == [" a ██ ▒▒", "bb    ▓▓", " c    ░░"]
+
+
+def test_a_broken_terminal_is_one_line(
+    chat_run: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    def broken(prompt: str) -> Iterator[str]:
+        yield "hello"
+        raise OSError(errno.EIO, "Input/output error")  # the terminal went away
+
+    monkeypatch.setattr(chat_module, "terminal_lines", broken)
+    assert main(["chat", "--model", str(chat_run), "--device", "cpu"]) == 2
+    captured = capsys.readouterr()
+    assert captured.out.startswith("bot> ")  # the reply before the terminal broke
+    lines = captured.err.strip().splitlines()
+    assert len(lines) == 1 and "terminal cannot be used (Input/output error)" in lines[0]
