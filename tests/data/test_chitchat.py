@@ -117,3 +117,25 @@ def test_bad_options_fail_in_one_line(
     settings = {"seed": 1, **options}
     with pytest.raises(UserError, match=fragment):
         write_dialogue_data(tmp_path, conversations=CONVERSATIONS, **settings)  # type: ignore[arg-type]
+
+
+PRESETS = sorted((Path(__file__).parents[2] / "attnmt" / "presets").glob("chitchat_*.yaml"))
+
+
+@pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
+def test_presets_read_what_data_chitchat_writes_by_default(preset: Path) -> None:
+    from attnmt.cli.data import CHITCHAT_CONTEXT
+    from attnmt.cli.main import build_parser
+    from attnmt.config import load_config
+
+    defaults = build_parser("data").parse_args(["data", "chitchat"])
+    config = load_config(preset)
+    assert config.data.task == "dialogue"
+    assert config.data.context_turns == defaults.context == CHITCHAT_CONTEXT
+    for name in ("train", "dev", "test"):
+        split = getattr(config.data, name)
+        assert (split.src, split.tgt) == (
+            f"{defaults.out}/{name}.src",
+            f"{defaults.out}/{name}.tgt",
+        )
+    assert config.decode.sample  # the chat decoding the presets document
