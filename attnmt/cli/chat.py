@@ -34,7 +34,8 @@ oldest first, then your message, joined with --separator:
 N defaults to the run's data.context_turns, the --context the training data was written
 with (attnmt data chitchat --context N). Decoding defaults to the run's decode settings:
 the chitchat presets sample from the top-p nucleus (--top-p 0.9 --temperature 0.8, no
-3-gram repeated), because beam search gives short generic replies ("i don't know").
+3-gram repeated), because search gives short generic replies: with beam 5 the chitchat
+model answered "That's true." to a quarter of the test messages (BENCHMARKS.md).
 --beam 1 --no-sample is greedy; --seed S replays a conversation exactly."""
 
 
