@@ -48,9 +48,11 @@ def make_batch(corpus: TokenizedCorpus, indices: Sequence[int], pad_multiple: in
 
     S is the longest source (at least 1, so an empty source is one padding column) and T
     the longest target plus one, for BOS at the front of tgt_in and EOS at the end of
-    tgt_out. With `pad_multiple` k > 1, S and T are rounded up to multiples of k: more
-    padding, but far fewer distinct tensor shapes, which keeps the memory allocator from
-    hoarding blocks of every size it has seen (see BENCHMARKS.md, "Memory").
+    tgt_out. With `pad_multiple` k > 1, S and T are rounded up to multiples of k: fewer
+    distinct tensor shapes for more padding. It was meant to keep the memory allocator
+    from hoarding blocks of every size, but on the reference model it raised peak memory
+    instead (BENCHMARKS.md, "Issue 11"), so training does not use it;
+    ``benchmarks.memory`` does.
     """
     index = np.asarray(indices, dtype=np.int64)  # (B,)
     src_lengths = corpus.src_lengths[index]  # (B,)
