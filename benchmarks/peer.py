@@ -1,7 +1,7 @@
 """attnmt against Joey NMT, side by side: one run, one machine, every figure a ratio.
 
     python -m benchmarks.peer --quick        # training speed and peak RSS (about 22 min)
-    python -m benchmarks.peer                # + 30-min quality runs and decoding (~95 min)
+    python -m benchmarks.peer                # + 30-min quality runs and decoding (~90 min)
     python -m benchmarks.peer --quick --window-minutes 1 --no-record   # smoke test
 
 Both toolkits train the same reference model on the same data: Multi30k de->en, joint
