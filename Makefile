@@ -19,7 +19,7 @@ quickstart: $(BIN)/.installed
 	$(BIN)/attnmt quickstart
 
 # The attention study on the synthetic task, twice (seeds 1 and 2, to see whether the
-# ranking holds): ~12 min per seed on 2 CPU cores; reports in report/seed-1, report/seed-2.
+# ranking holds): ~20 min per seed on 2 idle CPU cores; reports in report/seed-1, report/seed-2.
 STUDY_SEEDS ?= 1 2
 study: $(BIN)/.installed
 	for seed in $(STUDY_SEEDS); do \
