@@ -71,8 +71,8 @@ AER_NOTE = (
     "(Och & Ney 2003; 0 is perfect, lower is better), from forced decoding of the "
     "references, each target word linked to the source word it attends to most. Read it "
     "with care: attention is soft and need not align (Bahdanau attention spreads over "
-    "neighbours), and a model with input feeding or a fixed window may attend one step "
-    "off, to the word it translates next, and still translate well. A dash: no attention."
+    "neighbours), and a model (input feeding, a fixed window) may attend one or two words "
+    "beside the word it translates and still translate well. A dash: no attention."
 )
 
 
