@@ -8,6 +8,7 @@ names the key, the file and the allowed values.
 
 from __future__ import annotations
 
+import copy
 import typing
 from collections.abc import Iterable, Mapping
 from importlib import resources
@@ -24,6 +25,7 @@ BridgeKind = Literal["zero", "last", "bridge"]
 DecoderKind = Literal["none", "bahdanau", "luong"]
 ScoreKind = Literal["dot", "scaled_dot", "general", "concat", "location", "multihead"]
 WindowKind = Literal["global", "local-m", "local-p"]
+ArchKind = Literal["rnn", "transformer"]
 
 
 class ConfigError(UserError, ValueError):
@@ -44,12 +46,17 @@ class AttentionConfig(_Section):
     attn_dim: int | None = Field(None, ge=1)
     """Inner size A of concat and multihead scores; None means model.hidden_dim."""
     heads: int = Field(4, ge=1)
-    """Number of heads of the multihead score; attn_dim must divide by it."""
+    """Number of heads of the multihead score (attn_dim must divide by it), and of every
+    attention of the Transformer (model.embed_dim must divide by it)."""
     max_src_len: int = Field(128, ge=1)
     """Longest source the location score can address (it has one weight row per position)."""
 
 
 class ModelConfig(_Section):
+    arch: ArchKind = "rnn"
+    """Model family: rnn (an RNN encoder and the decoder model.decoder names) or
+    transformer (Vaswani et al. 2017: self-attention encoder and decoder; d_model is
+    model.embed_dim). Keys of the other family must stay at their defaults."""
     rnn: RNNKind = "gru"
     """Recurrent cell of encoder and decoder."""
     layers: int = Field(1, ge=1)
@@ -74,18 +81,54 @@ class ModelConfig(_Section):
     """Decoder none: feed the encoder summary at every step and to the output layer (Cho et
     al. 2014) instead of only using it as the initial state."""
     embed_dim: int = Field(256, ge=1)
-    """Size E of source and target embeddings."""
+    """Size E of source and target embeddings; for the Transformer also d_model, the size
+    of every layer's input and output."""
     hidden_dim: int = Field(512, ge=2)
     """Size H of the decoder state; the encoder output has the same size (split across
     directions when bidirectional)."""
     dropout: float = Field(0.3, ge=0.0, lt=1.0)
-    """Dropout on embeddings, between RNN layers and before the output layer."""
+    """Dropout on embeddings, between RNN layers and before the output layer; for the
+    Transformer on embeddings and on every sub-layer's output before the residual sum."""
     tie_embeddings: bool = False
-    """Share the target embedding matrix with the output layer (needs embed_dim equal to
-    the decoder's output size, hidden_dim)."""
+    """Share the target embedding matrix with the output layer (for the RNN family needs
+    embed_dim equal to the decoder's output size, hidden_dim)."""
+    ff_dim: int | None = Field(None, ge=1)
+    """Transformer: inner size d_ff of each position-wise feed-forward network; None means
+    4 × embed_dim (Vaswani et al. 2017: 2048 for d_model 512)."""
+    positions: Literal["sinusoidal", "learned"] = "sinusoidal"
+    """Transformer: fixed sinusoidal position vectors (any length), or one learned vector
+    per position (at most 1024 positions)."""
+    norm: Literal["pre", "post"] = "pre"
+    """Transformer: layer normalisation before each sub-layer (pre, with a final one
+    after the last layer) or after each residual sum (post, the original paper's). Pre is
+    the default because it keeps an identity path from the output to every layer: the
+    gradients reach the lower layers unscaled, so training is stable without a long
+    warmup and tolerates larger learning rates (Xiong et al. 2020; Nguyen & Salazar 2019),
+    which matters for short CPU budgets. Post can end slightly better when trained long
+    with a careful warmup."""
+    attention_dropout: float = Field(0.0, ge=0.0, lt=1.0)
+    """Transformer: dropout on the attention weights while training (0: none, as in
+    Vaswani et al. 2017); the weights shown are always the undropped ones."""
 
     @model_validator(mode="after")
     def _check_combination(self) -> ModelConfig:
+        foreign = [
+            key for key in other_family_keys(self.arch) if _model_key(self, key) != _default(key)
+        ]
+        if foreign:
+            other = "transformer" if self.arch == "rnn" else "rnn"
+            keys = ", ".join(f"model.{key}" for key in foreign)
+            raise ValueError(
+                f"model.arch is {self.arch!r}, which does not use {keys} (keys of the {other} "
+                f"family); remove them or set model.arch: {other}"
+            )
+        if self.arch == "transformer":
+            if self.embed_dim % self.attention.heads:
+                raise ValueError(
+                    f"model.embed_dim ({self.embed_dim}) must divide by model.attention.heads "
+                    f"({self.attention.heads}) for the Transformer"
+                )
+            return self
         if self.bidirectional and self.hidden_dim % 2:
             raise ValueError("model.hidden_dim must be even when model.bidirectional is true")
         if self.decoder == "none" and self.bridge == "zero" and not self.feed_context:
@@ -102,6 +145,65 @@ class ModelConfig(_Section):
                 f"(got {self.embed_dim} and {self.hidden_dim})"
             )
         return self
+
+
+RNN_KEYS = (
+    "rnn",
+    "bidirectional",
+    "reverse_source",
+    "bridge",
+    "decoder",
+    "input_feeding",
+    "feed_context",
+    "hidden_dim",
+    "attention.score",
+    "attention.window",
+    "attention.window_half_width",
+    "attention.attn_dim",
+    "attention.max_src_len",
+)
+"""model keys only the RNN family reads."""
+
+TRANSFORMER_KEYS = ("ff_dim", "positions", "norm", "attention_dropout")
+"""model keys only the Transformer reads. layers, decoder_layers, embed_dim, dropout,
+tie_embeddings and attention.heads serve both families."""
+
+
+def other_family_keys(arch: str) -> tuple[str, ...]:
+    """The model keys (dotted, under model.) that `arch` does not use."""
+    return TRANSFORMER_KEYS if arch == "rnn" else RNN_KEYS
+
+
+def _model_key(model: ModelConfig, key: str) -> Any:
+    """The value of a model key (dotted, under model.)."""
+    value: Any = model
+    for part in key.split("."):
+        value = getattr(value, part)
+    return value
+
+
+def _default(key: str) -> Any:
+    """The default of a model key (dotted, under model.)."""
+    section: type[BaseModel] = ModelConfig
+    *parents, name = key.split(".")
+    for part in parents:
+        section = typing.cast(type[BaseModel], section.model_fields[part].annotation)
+    return section.model_fields[name].get_default(call_default_factory=True)
+
+
+def without_other_family(model: Mapping[str, Any], arch: str) -> dict[str, Any]:
+    """A model section (a mapping, as in YAML) without the keys `arch` does not use: for
+    defaults shared by several presets (``attnmt compare``'s task sizes) that must not
+    reach a family they do not apply to."""
+    kept = copy.deepcopy(dict(model))
+    for key in other_family_keys(arch):
+        *parents, name = key.split(".")
+        node: Any = kept
+        for part in parents:
+            node = node.get(part) if isinstance(node, Mapping) else None
+        if isinstance(node, dict) and name in node:
+            del node[name]
+    return kept
 
 
 class SplitPaths(_Section):

@@ -51,9 +51,21 @@ def describe(config: Config) -> dict[str, Any]:
     """The model keys that tell the compared runs apart, for the report's Config column.
 
     The decoder and its attention are always named; the encoder keys only where they
-    differ from the defaults (a unidirectional encoder, a reversed source).
+    differ from the defaults (a unidirectional encoder, a reversed source). A Transformer
+    is named with its shape instead: layers (encoder+decoder), heads, d_model, d_ff, and
+    its positions and normalisation.
     """
     model = config.model
+    if model.arch == "transformer":
+        return {
+            "arch": "transformer",
+            "layers": f"{model.layers}+{model.decoder_layers or model.layers}",
+            "heads": model.attention.heads,
+            "d_model": model.embed_dim,
+            "ff_dim": model.ff_dim or 4 * model.embed_dim,
+            "positions": model.positions,
+            "norm": model.norm,
+        }
     described: dict[str, Any] = {"decoder": model.decoder}
     if model.decoder == "none":
         if model.feed_context:

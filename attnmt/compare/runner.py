@@ -19,6 +19,7 @@ from attnmt.config import (
     build_config,
     read_yaml,
     save_config,
+    without_other_family,
 )
 from attnmt.errors import UserError
 from attnmt.io.checkpoint import (
@@ -70,7 +71,9 @@ def resolved_config(
 ) -> Config:
     """Task defaults, then the preset, then the forced keys (data, seed, budget, run_dir).
 
-    The preset's own data section, if any, is dropped: the task's replaces it whole.
+    The preset's own data section, if any, is dropped: the task's replaces it whole. The
+    task's model defaults reach only the keys of the preset's family (``model.arch``): the
+    synthetic task's RNN sizes do not apply to a Transformer preset.
     """
     forced = {
         "run_dir": str(run_dir),
@@ -78,8 +81,12 @@ def resolved_config(
         "train": {"seed": seed, "max_minutes": minutes},
     }
     preset = {key: value for key, value in read_yaml(config_path).items() if key != "data"}
+    arch = (preset.get("model") or {}).get("arch", "rnn")
+    defaults = dict(task.defaults)
+    if isinstance(defaults.get("model"), dict):
+        defaults["model"] = without_other_family(defaults["model"], arch)
     layers = [
-        (f"the {task.name} task", task.defaults),
+        (f"the {task.name} task", defaults),
         (str(config_path), preset),
         ("compare", forced),
     ]

@@ -9,16 +9,17 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from attnmt.config import ModelConfig
-from attnmt.models import rnn
+from attnmt.models import rnn, transformer
 from attnmt.models.seq2seq import Seq2Seq
 
 ARCHITECTURES: dict[str, Callable[[ModelConfig, int, int], Seq2Seq]] = {
     "rnn": rnn.build,
+    "transformer": transformer.build,
 }
 """model.arch -> the builder of that model family."""
 
 
 def build_model(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
     """Wire the model `config` describes; the only place that reads ModelConfig."""
-    arch = getattr(config, "arch", "rnn")
+    arch = config.arch
     return ARCHITECTURES[arch](config, src_vocab_size, tgt_vocab_size)

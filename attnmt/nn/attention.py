@@ -43,18 +43,25 @@ class Keys(NamedTuple):
 
 
 def attend(
-    scores: Tensor, values: Tensor, mask: Tensor, bias: Tensor | None = None
+    scores: Tensor,
+    values: Tensor,
+    mask: Tensor,
+    bias: Tensor | None = None,
+    dropout: float = 0.0,
 ) -> tuple[Tensor, Tensor]:
     """Attention(Q, K, V): mask, softmax and weighted sum, shared by every score.
 
         α = softmax(e + b)  with α_j = 0 wherever mask_j is False
-        c = α V
+        c = Dropout(α) V
 
     Args:
         scores: e, shape (..., T, S).
         values: V, shape (..., S, D).
         mask: bool, broadcastable to scores; True marks positions that may be attended.
         bias: optional additive log-weights b (e.g. a Gaussian window), like scores.
+        dropout: drop attention weights with this probability before the weighted sum
+            (Vaswani et al. 2017 regularise this way); callers pass 0 outside training.
+            The weights returned are the ones before dropout.
 
     Returns:
         context (..., T, D) in the dtype of `values`, and weights (..., T, S) in float32
@@ -66,17 +73,20 @@ def attend(
     scores = scores.masked_fill(~mask, torch.finfo(scores.dtype).min)
     # Softmax in at least float32, so bf16/fp16 scores still give weights that sum to 1.
     weights = torch.softmax(scores, dim=-1, dtype=torch.promote_types(scores.dtype, torch.float32))
-    context = torch.matmul(weights.to(values.dtype), values)  # (..., T, D)
+    used = nn.functional.dropout(weights, dropout) if dropout > 0 else weights
+    context = torch.matmul(used.to(values.dtype), values)  # (..., T, D)
     return context, weights
 
 
 class Attention(nn.Module):
-    """A score and a window, attended through :func:`attend`."""
+    """A score and a window, attended through :func:`attend`; `dropout` drops attention
+    weights while training (the Transformer's attention dropout; 0 for the RNN family)."""
 
-    def __init__(self, score: Score, window: Window) -> None:
+    def __init__(self, score: Score, window: Window, dropout: float = 0.0) -> None:
         super().__init__()
         self.score = score
         self.window = window
+        self.dropout = dropout
 
     def project_keys(self, memory: Tensor) -> Keys:
         """Once per sentence: memory (B, S, Dk) -> Keys to pass to every `forward`."""
@@ -112,7 +122,8 @@ class Attention(nn.Module):
         values = keys.values if keys.values.dim() == 4 else keys.values.unsqueeze(1)
         mask = mask.unsqueeze(1)  # broadcast over heads: (B, 1, T or 1, S)
         bias = bias.unsqueeze(1) if bias is not None else None
-        context, weights = attend(scores, values, mask, bias)  # (B, h, T, D'), (B, h, T, S)
+        dropout = self.dropout if self.training else 0.0
+        context, weights = attend(scores, values, mask, bias, dropout)  # (B,h,T,D'), (B,h,T,S)
         if keys.values.dim() == 3:
             context = context.squeeze(1)  # (B, T, Dk)
         return self.score.merge(context), weights
