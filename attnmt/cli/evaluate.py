@@ -50,10 +50,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="also write the translations to this file")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
+    parser.add_argument(
+        "--which",
+        default="best",
+        help="checkpoint: best, last, averaged (attnmt average) or a path (default: best)",
+    )
 
 
 def run(args: argparse.Namespace) -> int:
-    run = Run.load(args.model, device=args.device)
+    run = Run.load(args.model, which=args.which, device=args.device)
     split = SplitPaths(src=args.src, tgt=args.ref)
     beam = args.beam if args.beam is not None else run.config.decode.beam
     sample = args.sample if args.sample is not None else run.config.decode.sample

@@ -47,7 +47,11 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="more run directories to average with --model (same tokenizers required)",
     )
-    parser.add_argument("--which", default="best", help="checkpoint: best, last or a path")
+    parser.add_argument(
+        "--which",
+        default="best",
+        help="checkpoint: best, last, averaged (attnmt average) or a path",
+    )
     parser.add_argument(
         "--beam", type=int, metavar="K", help="beam size; 1 is greedy (default: decode.beam)"
     )

@@ -7,6 +7,7 @@ A run directory is self-contained and can be moved:
       tokenizer/               tokenizer models and vocabularies
       checkpoints/step-*.pt    the last `train.keep_last` training checkpoints (resumable)
       checkpoints/best.pt      the best model by `train.metric`
+      checkpoints/averaged.pt  the mean of the last N step checkpoints (`attnmt average`)
       metrics.jsonl            one JSON object per logged step or validation
 
 Checkpoints are written atomically (temp file + rename) and read with
@@ -17,6 +18,7 @@ dicts only, so loading a file someone else made runs no pickled code.
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -30,6 +32,8 @@ from attnmt.models.seq2seq import Seq2Seq
 
 FORMAT = 1
 STEP_PATTERN = re.compile(r"step-(\d+)\.pt$")
+AVERAGED = "averaged.pt"  # what `attnmt average` writes into run_dir/checkpoints
+WHICH = ("best", "last", "averaged")  # the checkpoints a run directory names
 
 
 def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
@@ -64,11 +68,19 @@ def step_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def find_model_checkpoint(run_dir: Path, which: str = "best") -> Path:
-    """`best`, `last`, or a path; falls back from best to the newest step checkpoint."""
+    """`best`, `last`, `averaged` (written by ``attnmt average``) or a path; falls back
+    from best to the newest step checkpoint."""
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
-    if which not in ("best", "last"):
+    if which not in WHICH:
         return Path(which)
+    if which == "averaged":
+        averaged = run_dir / "checkpoints" / AVERAGED
+        if not averaged.is_file():
+            raise UserError(
+                f"{run_dir}: no averaged checkpoint; make one with: attnmt average {run_dir}"
+            )
+        return averaged
     best = run_dir / "checkpoints" / "best.pt"
     steps = step_checkpoints(run_dir)
     if which == "best" and best.is_file():
@@ -78,6 +90,61 @@ def find_model_checkpoint(run_dir: Path, which: str = "best") -> Path:
     if best.is_file():
         return best
     raise UserError(f"{run_dir}: no checkpoint yet (is it a finished attnmt run directory?)")
+
+
+def average_checkpoints(paths: Sequence[Path]) -> dict[str, Any]:
+    """A model checkpoint whose weights are the element-wise mean of the checkpoints'
+    weights (Vaswani et al. 2017, 6.1, averaged the last 5 or 20), for any model family.
+
+    The checkpoints must hold the same model (config ``model`` section and vocabulary
+    sizes); the sums are kept in float64 and each mean is cast back to its tensor's
+    dtype. Tensors that are not floating point (none in attnmt's families) must be equal.
+    The config and step are the last checkpoint's; ``averaged`` lists the files.
+    """
+    if not paths:
+        raise UserError("no checkpoints to average")
+    first = load_checkpoint(paths[0])
+    sums = {name: _float64_copy(value) for name, value in first["model"].items()}
+    last = first
+    for path in paths[1:]:
+        payload = load_checkpoint(path)
+        same = all(
+            payload[key] == first[key] for key in ("src_vocab_size", "tgt_vocab_size")
+        ) and payload["config"].get("model") == first["config"].get("model")
+        if not same or payload["model"].keys() != sums.keys():
+            raise UserError(
+                f"cannot average {path} with {paths[0]}: they hold different models "
+                "(average checkpoints of one run)"
+            )
+        for name, value in payload["model"].items():
+            if value.is_floating_point():
+                sums[name] += value.to(torch.float64)
+            elif not torch.equal(value, sums[name]):
+                raise UserError(f"cannot average {path}: its {name} differs and is not a float")
+        last = payload
+    count = len(paths)
+    model = {
+        name: (total / count).to(first["model"][name].dtype) if total.is_floating_point() else total
+        for name, total in sums.items()
+    }
+    progress = last.get("progress")
+    step = progress.get("step") if isinstance(progress, dict) else last.get("step")
+    return {
+        "config": last["config"],
+        "src_vocab_size": last["src_vocab_size"],
+        "tgt_vocab_size": last["tgt_vocab_size"],
+        "model": model,
+        "step": step,
+        "averaged": [str(path) for path in paths],
+    }
+
+
+def _float64_copy(value: torch.Tensor) -> torch.Tensor:
+    """A float64 copy of a floating tensor (never the tensor itself: tied weights share
+    one), or a copy of any other."""
+    if value.is_floating_point():
+        return value.to(torch.float64, copy=True)
+    return value.clone()
 
 
 def model_from_payload(
