@@ -1,25 +1,33 @@
 """Draw a trained model's attention for a sentence, or the learning curves of runs.
 
 attnmt plot attention --model runs/quickstart --src "the dog sees a cat" --words
+attnmt plot attention --model runs/transformer --src "..." --heads           every head
+attnmt plot attention --model runs/transformer --src "..." --layer 2 --head 3
+attnmt plot attention --model runs/transformer --src "..." --map encoder --heads
 attnmt plot curves runs/a runs/b --out curves.png
 """
 
 from __future__ import annotations
 
 import argparse
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 from attnmt.config import ModelConfig
+from attnmt.data.tokenize import merge_pieces
 from attnmt.errors import UserError
 from attnmt.io.run import Run
+from attnmt.special import SPECIAL_TOKENS
 from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.words import merge_attention, merge_labels
 from attnmt.viz.plot import (
     FORMATS,
     attention_figure,
     curves_figure,
+    heads_figure,
     nbest_figure,
     read_metrics,
     save_figure,
@@ -48,6 +56,31 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     attention.add_argument(
         "--beam", type=int, default=None, metavar="K", help="beam size (default: decode.beam)"
     )
+    attention.add_argument(
+        "--map",
+        choices=MAPS,
+        default="cross",
+        help="which attention: cross (decoder over source, the default), or the encoder's or "
+        "the decoder's self-attention (Transformer)",
+    )
+    attention.add_argument(
+        "--layer",
+        type=int,
+        metavar="L",
+        help="draw layer L (counted from 1; default: the last layer)",
+    )
+    attention.add_argument(
+        "--head",
+        type=int,
+        metavar="H",
+        help="draw head H alone (counted from 1; default: the mean over the heads)",
+    )
+    attention.add_argument(
+        "--heads",
+        action="store_true",
+        help="a grid of every head: one row per layer (only --layer's with --layer), one "
+        "column per head",
+    )
     curves = kinds.add_parser(
         "curves",
         help="learning curves of one or more runs, overlaid",
@@ -58,10 +91,38 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     curves.add_argument("--out", default="curves.png", help="PNG or SVG file to write")
 
 
+MAPS = ("cross", "encoder", "decoder")  # --map: cross-attention or a self-attention
+
+
+@dataclass
+class HeadChoice:
+    """Which heads `attnmt plot attention` draws; the default is the one averaged map."""
+
+    map: str = "cross"
+    layer: int | None = None  # counted from 1; None: the last
+    head: int | None = None  # counted from 1; None: the mean over the heads
+    grid: bool = False  # every head (of `layer`, or of every layer)
+
+    @property
+    def default(self) -> bool:
+        return self == HeadChoice()
+
+
 def attention_plot(
-    run_dir: Path, src: str, words: bool = False, n_best: int = 1, beam: int | None = None
+    run_dir: Path,
+    src: str,
+    words: bool = False,
+    n_best: int = 1,
+    beam: int | None = None,
+    heads: HeadChoice | None = None,
 ) -> Figure:
-    """The heatmap (or one panel per hypothesis) of `src` translated by the run's model."""
+    """The heatmap (or one panel per hypothesis) of `src` translated by the run's model;
+    with `heads`, one head, one layer or a grid of heads of any attention map."""
+    heads = heads or HeadChoice()
+    if not heads.default and n_best > 1:
+        raise UserError("--n-best draws the default map; leave out --map, --layer, --head, --heads")
+    if heads.head is not None and heads.grid:
+        raise UserError("--head draws one head and --heads all of them: give one")
     if n_best < 1:
         raise UserError(f"--n-best must be at least 1, got {n_best}")
     if beam is not None and beam < 1:
@@ -77,7 +138,11 @@ def attention_plot(
     beam = beam if beam is not None else max(run.config.decode.beam, n_best)
     if n_best > beam:
         raise UserError(f"--n-best {n_best} needs a beam of at least {n_best} (got {beam})")
-    translation = Translator.from_run(run).translate(src, beam=beam, n_best=n_best, sample=False)
+    translator = Translator.from_run(run)
+    if not heads.default:
+        translation = translator.translate(src, beam=beam, sample=False, heads=True)
+        return heads_plot(translation, heads, words, f"{run_dir.resolve().name}")
+    translation = translator.translate(src, beam=beam, n_best=n_best, sample=False)
     panels = [_labelled(h, words) for h in translation.hypotheses]
     if n_best == 1:
         src_tokens, tgt_tokens, weights = panels[0]
@@ -101,8 +166,83 @@ def _labelled(translation: Translation, words: bool) -> tuple[list[str], list[st
 
 
 def _mechanism(model: ModelConfig) -> str:
-    """E.g. "luong / general / local-p" for a figure title."""
+    """E.g. "luong / general / local-p" or "transformer 6+6 layers, 8 heads" for a title."""
+    if model.arch == "transformer":
+        decoder_layers = model.decoder_layers or model.layers
+        return (
+            f"transformer {model.layers}+{decoder_layers} layers, "
+            f"{model.attention.heads} heads, mean of the last layer's heads"
+        )
     return f"{model.decoder} / {model.attention.score} / {model.attention.window}"
+
+
+def _head_maps(
+    translation: Translation, kind: str, words: bool
+) -> tuple[np.ndarray, list[str], list[str], tuple[str, str]]:
+    """(weights (layers, heads, rows, columns), column labels, row labels without an EOS
+    row's, (x axis name, y axis name)) of one attention map of `translation`."""
+    weights = {
+        "cross": translation.attention_heads,
+        "encoder": translation.encoder_attention,
+        "decoder": translation.decoder_attention,
+    }[kind]
+    if weights is None:
+        what = "per-head attention" if kind == "cross" else f"{kind} self-attention"
+        raise UserError(f"this model has no {what} to plot")
+    src, tgt = translation.src_tokens, translation.tokens
+    src_groups, tgt_groups = merge_pieces(src), merge_pieces(tgt)
+    # Columns and rows: what each map attends over, and what attends.
+    if kind == "cross":
+        columns, rows, axes = src_groups, [*tgt_groups, [len(tgt)]], ("source", "target")
+        x_pieces, y_pieces = list(src), list(tgt)
+    elif kind == "encoder":
+        columns, rows, axes = src_groups, src_groups, ("source (keys)", "source (queries)")
+        x_pieces, y_pieces = list(src), list(src)
+    else:  # decoder inputs <s>, y_1 .. y_T as keys; outputs y_1 .. y_T, EOS as queries
+        shifted = [[i + 1 for i in group] for group in tgt_groups]
+        columns, rows = [[0], *shifted], [*tgt_groups, [len(tgt)]]
+        axes = ("decoder input (keys)", "target (queries)")
+        x_pieces, y_pieces = [SPECIAL_TOKENS[2], *tgt], list(tgt)
+    if not words:
+        return weights, x_pieces, y_pieces, axes
+    flat = weights.reshape(-1, *weights.shape[-2:])
+    merged = np.stack([merge_attention(matrix, columns, rows) for matrix in flat])
+    merged = merged.reshape(*weights.shape[:2], *merged.shape[-2:])
+    y_words = merge_labels(y_pieces, rows[: len(rows) - (kind != "encoder")])
+    x_words = merge_labels(x_pieces, columns)
+    return merged, x_words, y_words, axes
+
+
+def heads_plot(translation: Translation, choice: HeadChoice, words: bool, name: str) -> Figure:
+    """One head, one layer's mean or a grid of heads of the map `choice` names."""
+    weights, x_labels, y_labels, (x_axis, y_axis) = _head_maps(translation, choice.map, words)
+    layers, heads = weights.shape[:2]
+    layer = choice.layer if choice.layer is not None else layers
+    if not 1 <= layer <= layers:
+        raise UserError(f"--layer {layer}: this map has layers 1 to {layers}")
+    if choice.head is not None and not 1 <= choice.head <= heads:
+        raise UserError(f"--head {choice.head}: this model has heads 1 to {heads}")
+    what = {"cross": "cross-attention", "encoder": "encoder self-attention"}.get(
+        choice.map, "decoder self-attention"
+    )
+    if choice.grid:
+        chosen = range(layers) if choice.layer is None else [layer - 1]
+        return heads_figure(
+            x_labels,
+            y_labels,
+            weights[list(chosen)],
+            layer_names=[f"layer {i + 1}" for i in chosen],
+            title=f"{name}: {what}, every head",
+            x_label=x_axis,
+            y_label=y_axis,
+        )
+    if choice.head is None:
+        matrix = weights[layer - 1].mean(axis=0)
+        title = f"{name}: {what}, layer {layer} of {layers}, mean of {heads} heads"
+    else:
+        matrix = weights[layer - 1, choice.head - 1]
+        title = f"{name}: {what}, layer {layer} of {layers}, head {choice.head} of {heads}"
+    return attention_figure(x_labels, y_labels, matrix, title=title, x_label=x_axis, y_label=y_axis)
 
 
 def curves_plot(run_dirs: list[Path]) -> Figure:
@@ -120,7 +260,10 @@ def run(args: argparse.Namespace) -> int:
     if Path(args.out).suffix.lower() not in FORMATS:  # fail before any decoding
         raise UserError(f"--out {args.out}: use a file name ending in .png or .svg")
     if args.kind == "attention":
-        figure = attention_plot(Path(args.model), args.src, args.words, args.n_best, args.beam)
+        choice = HeadChoice(args.map, args.layer, args.head, args.heads)
+        figure = attention_plot(
+            Path(args.model), args.src, args.words, args.n_best, args.beam, choice
+        )
     else:
         figure = curves_plot([Path(run_dir) for run_dir in args.runs])
     path = save_figure(figure, args.out)

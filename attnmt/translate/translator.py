@@ -38,9 +38,11 @@ from attnmt.config import Config, DecodeConfig, build_config
 from attnmt.data.tokenize import Tokenizer, load_tokenizers, merge_pieces
 from attnmt.device import autocast
 from attnmt.errors import UserError
+from attnmt.io.checkpoint import WHICH
 from attnmt.io.run import Run
 from attnmt.models.ensemble import Ensemble
 from attnmt.models.interface import Seq2SeqModel
+from attnmt.nn.positions import MAX_LEARNED_POSITIONS
 from attnmt.search.decode import decode, length_batches
 from attnmt.search.ranking import Hypothesis
 from attnmt.special import PAD_ID
@@ -63,6 +65,19 @@ class Translation:
     hypotheses: list[Translation] = field(default_factory=list, repr=False)
     """The n-best list, best first; the first is this translation again. The entries have no
     hypotheses of their own."""
+    attention_heads: np.ndarray | None = field(default=None, repr=False)
+    """(layers, heads, len(tokens) + 1, len(src_tokens)): the cross-attention of every
+    decoder layer and head (one layer for the RNN family), teacher-forced on this output.
+    `attention` is the mean over the heads of the last layer. Filled only when asked
+    (``translate(..., heads=True)``); None otherwise, without attention, or for an
+    ensemble."""
+    encoder_attention: np.ndarray | None = field(default=None, repr=False)
+    """(layers, heads, len(src_tokens), len(src_tokens)): source self-attention, row i
+    attending over the source; with ``heads=True``, for models that have it."""
+    decoder_attention: np.ndarray | None = field(default=None, repr=False)
+    """(layers, heads, len(tokens) + 1, len(tokens) + 1): causal target self-attention; row
+    t is the step that outputs token t (the last: EOS), column j the decoder input j
+    ("<s>", then the tokens). With ``heads=True``, for models that have it."""
 
     def words(self) -> tuple[list[str], list[str]]:
         """(source words, output words): the pieces joined into words."""
@@ -132,9 +147,10 @@ class Translator:
                 (:class:`attnmt.search.Ensemble`); their tokenizers must be identical.
                 Decoding settings and precision come from `run_dir`.
             device: ``auto``, ``cpu``, ``cuda``, ``mps``, ...
-            which: ``best``, ``last`` (of every run) or a checkpoint path (no ensemble).
+            which: ``best``, ``last``, ``averaged`` (of every run) or a checkpoint path
+                (no ensemble).
         """
-        if ensemble and which not in ("best", "last"):
+        if ensemble and which not in WHICH:
             raise UserError(f"a checkpoint path ({which}) cannot name every ensemble member")
         run = Run.load(run_dir, which, device)
         members: list[Seq2SeqModel] = [run.model]
@@ -164,33 +180,51 @@ class Translator:
 
     @overload
     def translate(
-        self, sources: str, *, seed: int | None = None, **options: Any
+        self, sources: str, *, seed: int | None = None, heads: bool = False, **options: Any
     ) -> Translation: ...
 
     @overload
     def translate(
-        self, sources: Sequence[str], *, seed: int | None = None, **options: Any
+        self,
+        sources: Sequence[str],
+        *,
+        seed: int | None = None,
+        heads: bool = False,
+        **options: Any,
     ) -> list[Translation]: ...
 
     def translate(
-        self, sources: str | Sequence[str], *, seed: int | None = None, **options: Any
+        self,
+        sources: str | Sequence[str],
+        *,
+        seed: int | None = None,
+        heads: bool = False,
+        **options: Any,
     ) -> Translation | list[Translation]:
         """Translate one sentence (a str gives a Translation) or many (a list, in input order).
 
         Args:
             sources: the source text(s), untokenised.
             seed: seeds sampling (``sample=True``), so the same call draws the same outputs.
+            heads: also fill every hypothesis's ``attention_heads`` and, for models with
+                self-attention, ``encoder_attention`` and ``decoder_attention``: one more
+                teacher-forced pass over the outputs found (``model.attention_maps``).
             **options: ``decode`` keys to override for this call: beam, n_best, alpha,
                 beta, sample, temperature, top_k, top_p, max_len, min_len,
                 no_repeat_ngram, batch_tokens, ... (see ``attnmt config --keys``).
         """
         if isinstance(sources, str):
-            return self.translate([sources], seed=seed, **options)[0]
+            return self.translate([sources], seed=seed, heads=heads, **options)[0]
         ids = [self.src_tok.encode(text) for text in sources]
-        return self.translate_ids(ids, seed=seed, **options)
+        return self.translate_ids(ids, seed=seed, heads=heads, **options)
 
     def translate_ids(
-        self, ids: Sequence[Sequence[int]], *, seed: int | None = None, **options: Any
+        self,
+        ids: Sequence[Sequence[int]],
+        *,
+        seed: int | None = None,
+        heads: bool = False,
+        **options: Any,
     ) -> list[Translation]:
         """Translate sources given as token ids (one list per sentence, no BOS/EOS), in
         input order: what :meth:`translate` does after tokenizing, and what evaluation
@@ -207,14 +241,50 @@ class Translator:
                 src, src_lengths = _pad([rows_ids[i] for i in rows], self.device)  # (B, S), (B,)
                 nbests = decode(self.model, src, src_lengths, config, generator)
                 for i, nbest in zip(rows, nbests, strict=True):
-                    results[i] = self._translation(rows_ids[i], nbest)
+                    results[i] = self._translation(rows_ids[i], nbest, heads)
         return [result for result in results if result is not None]
 
-    def _translation(self, src_ids: list[int], nbest: list[Hypothesis]) -> Translation:
+    def _translation(
+        self, src_ids: list[int], nbest: list[Hypothesis], heads: bool = False
+    ) -> Translation:
         """The best hypothesis as a Translation, with the n-best list attached."""
         src_tokens = self.src_tok.to_pieces(src_ids)
         hypotheses = [self._hypothesis(src_tokens, hypothesis) for hypothesis in nbest]
+        if heads:
+            hypotheses = self._with_heads(src_ids, nbest, hypotheses)
         return dataclasses.replace(hypotheses[0], hypotheses=hypotheses)
+
+    def _with_heads(
+        self, src_ids: list[int], nbest: list[Hypothesis], translations: list[Translation]
+    ) -> list[Translation]:
+        """Every head of every attention layer, teacher-forced on each hypothesis of one
+        sentence (one padded batch); unchanged for models without ``attention_maps``."""
+        attention_maps = getattr(self.model, "attention_maps", None)
+        if attention_maps is None or not self.has_attention:
+            return translations
+        count, s_len = len(nbest), len(src_ids)
+        longest = max(len(h.tokens) for h in nbest)
+        src = torch.tensor([src_ids] * count, device=self.device)  # (n, S)
+        src_lengths = torch.full((count,), s_len, device=self.device)  # (n,)
+        tgt_in = torch.full((count, longest + 1), PAD_ID, dtype=torch.long)  # (n, T + 1)
+        for k, hypothesis in enumerate(nbest):
+            tgt_in[k, : len(hypothesis.tokens) + 1] = torch.tensor(
+                [self.model.bos_id, *hypothesis.tokens]
+            )
+        maps = attention_maps(src, src_lengths, tgt_in.to(self.device))
+        arrays = {kind: weights.float().cpu().numpy() for kind, weights in maps.items()}
+        filled = []
+        for k, (hypothesis, translation) in enumerate(zip(nbest, translations, strict=True)):
+            rows = len(hypothesis.tokens) + 1  # the outputs and EOS
+            parts: dict[str, Any] = {}
+            if "cross" in arrays:
+                parts["attention_heads"] = arrays["cross"][k, :, :, :rows, :s_len]
+            if "encoder" in arrays:
+                parts["encoder_attention"] = arrays["encoder"][k, :, :, :s_len, :s_len]
+            if "decoder" in arrays:
+                parts["decoder_attention"] = arrays["decoder"][k, :, :, :rows, :rows]
+            filled.append(dataclasses.replace(translation, **parts))
+        return filled
 
     def _hypothesis(self, src_tokens: list[str], hypothesis: Hypothesis) -> Translation:
         attention = hypothesis.attention
@@ -234,7 +304,16 @@ class Translator:
         return dataclasses.replace(empty, hypotheses=[empty])
 
     def _check_lengths(self, ids: list[list[int]]) -> None:
-        """The location score has one weight row per source position: refuse longer inputs."""
+        """The location score and learned positions have one weight row per source
+        position: refuse longer inputs."""
+        model = self.config.model
+        if model.arch == "transformer" and model.positions == "learned":
+            for number, row in enumerate(ids, start=1):
+                if len(row) > MAX_LEARNED_POSITIONS:
+                    raise UserError(
+                        f"source {number} has {len(row)} tokens; this model (learned "
+                        f"positions) reads at most {MAX_LEARNED_POSITIONS}"
+                    )
         attention = self.config.model.attention
         if attention.score != "location" or self.config.model.decoder == "none":
             return

@@ -76,12 +76,15 @@ def draw_heatmap(
     weights: npt.ArrayLike,
     *,
     annotate_below: int = ANNOTATE_BELOW,
+    x_label: str = "source",
+    y_label: str = "target",
 ) -> AxesImage:
     """Draw attention weights into `ax`: sources on x, targets on y; returns the image.
 
     `weights` has shape (T, S) with S = len(src_tokens) and T = len(tgt_tokens), or one
     more row for the EOS step (labelled "</s>"). Cells carry their weight as text when
-    the matrix is at most `annotate_below` on both sides.
+    the matrix is at most `annotate_below` on both sides. For self-attention the axes
+    are keys and queries of one sequence: name them with `x_label` and `y_label`.
     """
     matrix = as_matrix(weights)  # (T, S)
     rows, columns = matrix.shape
@@ -100,8 +103,8 @@ def draw_heatmap(
         parse_math=False,
     )
     ax.set_yticks(range(rows), tgt_labels, fontsize=_font_size(rows), parse_math=False)
-    ax.set_xlabel("source")
-    ax.set_ylabel("target")
+    ax.set_xlabel(x_label)
+    ax.set_ylabel(y_label)
     ax.tick_params(length=0)
     if max(rows, columns) <= annotate_below:
         for t in range(rows):
@@ -127,6 +130,8 @@ def attention_figure(
     title: str | None = None,
     annotate_below: int = ANNOTATE_BELOW,
     ax: Axes | None = None,
+    x_label: str = "source",
+    y_label: str = "target",
 ) -> Figure:
     """A heatmap of one sentence's attention weights, with a colorbar.
 
@@ -150,7 +155,15 @@ def attention_figure(
         ax = fig.add_subplot()
     parent = ax.figure  # the figure, or the subfigure that holds `ax`
     fig = parent if isinstance(parent, Figure) else parent.figure
-    image = draw_heatmap(ax, src_tokens, tgt_tokens, matrix, annotate_below=annotate_below)
+    image = draw_heatmap(
+        ax,
+        src_tokens,
+        tgt_tokens,
+        matrix,
+        annotate_below=annotate_below,
+        x_label=x_label,
+        y_label=y_label,
+    )
     parent.colorbar(image, ax=ax, fraction=0.05, pad=0.02, label="attention weight")
     if title is not None:
         ax.set_title(title, parse_math=False)
@@ -189,6 +202,67 @@ def nbest_figure(
         ax.set_title(f"#{k}   score {score:.3f}", loc="left", fontsize=10)
     # Every panel uses the same 0..1 scale, so one colorbar serves them all.
     fig.colorbar(images[0], ax=list(axes[:, 0]), fraction=0.03, pad=0.02, label="attention weight")
+    return fig
+
+
+def heads_figure(
+    src_tokens: Sequence[str],
+    tgt_tokens: Sequence[str],
+    weights: npt.ArrayLike,
+    *,
+    layer_names: Sequence[str] | None = None,
+    title: str | None = None,
+    annotate_below: int = 8,
+    x_label: str = "source",
+    y_label: str = "target",
+) -> Figure:
+    """Every head at once: a grid of heatmaps, one row per layer and one column per head,
+    on the shared 0..1 colour scale with one colorbar.
+
+    Args:
+        src_tokens, tgt_tokens: axis labels as for :func:`draw_heatmap` (an extra last
+            row of the maps is the EOS step).
+        weights: (layers, heads, T, S), e.g. ``Translation.attention_heads``.
+        layer_names: one name per row (default "layer 1", "layer 2", ...).
+        title: optional title over the grid.
+        annotate_below: write weights into the cells of maps at most this large.
+    """
+    if hasattr(weights, "detach"):
+        weights = weights.detach().cpu().numpy()
+    stack = np.array(weights, dtype=np.float64)
+    if stack.ndim != 4:
+        raise ValueError(f"head weights must be (layers, heads, T, S), got shape {stack.shape}")
+    layers, heads, rows, columns = stack.shape
+    names = (
+        list(layer_names) if layer_names is not None else [f"layer {i + 1}" for i in range(layers)]
+    )
+    if len(names) != layers:
+        raise ValueError(f"{len(names)} layer names for {layers} layers")
+    longest = max((len(token) for token in [*src_tokens, *tgt_tokens]), default=1)
+    width, height = heatmap_size(rows, columns, longest)
+    fig = Figure(
+        figsize=(min(0.85 * width * heads + 1.0, 40.0), min(0.85 * height * layers + 0.6, 40.0)),
+        layout="constrained",
+    )
+    axes = fig.subplots(layers, heads, squeeze=False)
+    image = None
+    for layer in range(layers):
+        for head in range(heads):
+            ax = axes[layer, head]
+            image = draw_heatmap(
+                ax,
+                src_tokens,
+                tgt_tokens,
+                stack[layer, head],
+                annotate_below=annotate_below,
+                x_label=x_label if layer == layers - 1 else "",
+                y_label=y_label if head == 0 else "",
+            )
+            ax.set_title(f"{names[layer]}, head {head + 1}", fontsize=9, parse_math=False)
+    assert image is not None
+    fig.colorbar(image, ax=list(axes.ravel()), fraction=0.02, pad=0.01, label="attention weight")
+    if title is not None:
+        fig.suptitle(title, parse_math=False)
     return fig
 
 
