@@ -84,7 +84,7 @@ def show_attention(bot: Chatbot, argument: str) -> str:
         return text_heatmap(src_words, tgt_words, weights)
     try:
         from attnmt.viz.plot import attention_figure, save_figure
-    except ImportError:
+    except (ImportError, UserError):  # the viz extra is not installed
         return "(drawing a figure needs matplotlib: pip install 'attnmt[viz]')\n"
     figure = attention_figure(src_words, tgt_words, weights, title="last reply")
     return f"attention written to {save_figure(figure, argument)}\n"

@@ -23,15 +23,8 @@ from attnmt.io.run import Run
 from attnmt.special import SPECIAL_TOKENS
 from attnmt.translate.translator import Translation, Translator
 from attnmt.translate.words import merge_attention, merge_labels
-from attnmt.viz.plot import (
-    FORMATS,
-    attention_figure,
-    curves_figure,
-    heads_figure,
-    nbest_figure,
-    read_metrics,
-    save_figure,
-)
+from attnmt.viz.curves import curves_figure, read_metrics
+from attnmt.viz.plot import FORMATS, attention_figure, heads_figure, nbest_figure, save_figure
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure

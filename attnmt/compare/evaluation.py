@@ -20,8 +20,8 @@ from attnmt.evaluate.study import LENGTH_EDGES, attention_entropy, bleu_by_lengt
 from attnmt.io.checkpoint import load_checkpoint, step_checkpoints
 from attnmt.io.run import Run
 from attnmt.models.seq2seq import count_parameters
-from attnmt.translate.translator import Translation
-from attnmt.viz.plot import read_metrics
+from attnmt.translate.translator import Translation, Translator
+from attnmt.viz.curves import read_metrics
 from attnmt.viz.report import Example, RunResult
 
 
@@ -108,12 +108,16 @@ def attention_rows(translations: Sequence[Translation]) -> list[np.ndarray]:
 
 
 def example(translation: Translation) -> Example:
-    """A heatmap of the report: words (pieces merged), the EOS row last and unlabelled."""
+    """A heatmap of the report: words (pieces merged), the EOS row last and unlabelled;
+    with the grid of every head when the model has more than one."""
     if translation.attention is None:
         src_words, tgt_words = translation.words()
         return Example(src_words, tgt_words, None)
     src_words, tgt_words, weights = translation.word_attention()
-    return Example(src_words, tgt_words[:-1], weights)  # tgt_words[-1] is the EOS label
+    heads = translation.word_heads()  # (layers, heads, T + 1, S) when asked for
+    if heads is not None and heads.shape[0] * heads.shape[1] == 1:
+        heads = None  # one head: the map above already is that head
+    return Example(src_words, tgt_words[:-1], weights, heads)  # tgt_words[-1] is EOS
 
 
 def _statistic(
@@ -163,6 +167,12 @@ def evaluate_run(
     record = read_training_record(run_dir)
     rows = attention_rows(translations)
     shown = [translations[i] for i in examples]
+    if run.model.has_attention:  # the same sentences again, with every head (one pass each)
+        translator = Translator.from_run(run)
+        shown = [
+            translator.translate(sources[i], heads=True, beam=beam, n_best=1, sample=False)
+            for i in examples
+        ]
     return RunResult(
         name=name,
         config=describe(run.config),

@@ -1,22 +1,18 @@
-"""Typed configuration: the one home of every default.
+"""The config's sections and every default, each field with a docstring.
 
-A run is described by :class:`Config`. YAML files and ``--set key=value`` hold
-only overrides; anything they name that is not a field here, or that has the
-wrong type, is rejected by :func:`load_config` with a :class:`ConfigError` that
-names the key, the file and the allowed values.
+:class:`Config` holds ``model``, ``data``, ``train`` and ``decode``; extra keys and wrong
+types are rejected (see :mod:`attnmt.config.loading` for how files and overrides become
+a Config).
 """
 
 from __future__ import annotations
 
 import copy
 import typing
-from collections.abc import Iterable, Mapping
-from importlib import resources
-from pathlib import Path
+from collections.abc import Mapping
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from attnmt.errors import UserError
 
@@ -350,174 +346,3 @@ class Config(_Section):
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="python")
-
-
-# ---------------------------------------------------------------------------
-# Loading, merging, overrides
-
-
-def _describe_allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
-    """The keys allowed at `loc` (the parent of an unknown key)."""
-    current: type[BaseModel] = model
-    for part in loc:
-        field = current.model_fields.get(str(part))
-        if field is None or not (
-            isinstance(field.annotation, type) and issubclass(field.annotation, BaseModel)
-        ):
-            return ""
-        current = field.annotation
-    return ", ".join(current.model_fields)
-
-
-def _format_error(err: ValidationError, source: str) -> str:
-    first = err.errors()[0]
-    loc = tuple(p for p in first["loc"] if not isinstance(p, int))
-    key = ".".join(str(p) for p in loc) or "(top level)"
-    if first["type"] == "extra_forbidden":
-        allowed = _describe_allowed(Config, loc[:-1])
-        return f"{source}: unknown key '{key}'; allowed here: {allowed}"
-    msg = first["msg"].removeprefix("Value error, ")
-    if first["type"] == "value_error":
-        return f"{source}: {msg}"
-    got = first.get("input")
-    got_text = "" if isinstance(got, dict) else f" (got {got!r})"
-    more = len(err.errors()) - 1
-    tail = f" [+{more} more]" if more else ""
-    return f"{source}: {key}: {msg}{got_text}{tail}"
-
-
-def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
-    out = dict(base)
-    for key, value in override.items():
-        if isinstance(value, Mapping) and isinstance(out.get(key), dict):
-            out[key] = _deep_merge(out[key], value)
-        else:
-            out[key] = value
-    return out
-
-
-def parse_override(text: str) -> dict[str, Any]:
-    """``a.b.c=value`` -> ``{"a": {"b": {"c": value}}}``; the value is parsed as YAML."""
-    if "=" not in text:
-        raise ConfigError(f"--set {text!r}: expected key=value, e.g. model.rnn=lstm")
-    key, raw = text.split("=", 1)
-    key = key.strip()
-    if not key or any(not part for part in key.split(".")):
-        raise ConfigError(f"--set {text!r}: empty key")
-    try:
-        value = yaml.safe_load(raw) if raw.strip() else None
-    except yaml.YAMLError:
-        value = raw
-    tree: dict[str, Any] = {}
-    node = tree
-    parts = key.split(".")
-    for part in parts[:-1]:
-        node = node.setdefault(part, {})
-    node[parts[-1]] = value
-    return tree
-
-
-def read_yaml(path: str | Path) -> dict[str, Any]:
-    """Read a YAML mapping, turning every file problem into a one-line ConfigError."""
-    path = Path(path)
-    if not path.exists():
-        raise ConfigError(f"config file not found: {path}")
-    if path.is_dir():
-        raise ConfigError(f"config path is a directory, not a YAML file: {path}")
-    try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except UnicodeDecodeError:
-        raise ConfigError(f"{path}: not UTF-8 text") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        where = f" at line {mark.line + 1}" if mark is not None else ""
-        raise ConfigError(f"{path}: invalid YAML{where}") from None
-    if data is None:
-        return {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{path}: top level must be a mapping of keys, got {type(data).__name__}")
-    return data
-
-
-def build_config(
-    layers: Iterable[tuple[str, Mapping[str, Any]]], base: Config | None = None
-) -> Config:
-    """Merge (source name, overrides) layers over `base` (defaults if None), validating each."""
-    merged: dict[str, Any] = base.to_dict() if base is not None else {}
-    source = "defaults"
-    for source, override in layers:
-        merged = _deep_merge(merged, override)
-        try:
-            Config.model_validate(merged)
-        except ValidationError as err:
-            # Key and type errors belong to this layer; a cross-field check may still be
-            # satisfied by a later layer, so only the final merge is judged on those.
-            if any(e["type"] != "value_error" for e in err.errors()):
-                raise ConfigError(_format_error(err, source)) from None
-    try:
-        return Config.model_validate(merged)
-    except ValidationError as err:
-        raise ConfigError(_format_error(err, source)) from None
-
-
-def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:
-    """Defaults, then the YAML file at `path`, then each ``key=value`` override."""
-    layers: list[tuple[str, Mapping[str, Any]]] = []
-    if path is not None:
-        layers.append((str(path), read_yaml(path)))
-    layers.extend((f"--set {text}", parse_override(text)) for text in overrides)
-    return build_config(layers)
-
-
-def preset_path(name: str) -> Path:
-    """The preset `name` (e.g. ``multi30k_de_en_bahdanau.yaml``, ``study/03_bahdanau.yaml``)
-    shipped with attnmt as package data, wherever attnmt is installed."""
-    path = Path(str(resources.files("attnmt").joinpath("presets", name)))
-    if not path.is_file():
-        raise ConfigError(f"no preset named {name!r} in {path.parent}")
-    return path
-
-
-def save_config(config: Config, path: str | Path) -> None:
-    """Write the resolved config (every key, defaults included) as YAML."""
-    Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
-
-
-def field_docs(section: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, docstring) for every leaf field: the reference table for docs."""
-    rows: list[tuple[str, Any, str]] = []
-    hints = typing.get_type_hints(section)
-    docs = _attribute_docstrings(section)
-    for name, field in section.model_fields.items():
-        key = f"{prefix}{name}"
-        annotation = hints.get(name)
-        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.extend(field_docs(annotation, key + "."))
-        else:
-            default = field.get_default(call_default_factory=True)
-            rows.append((key, default, docs.get(name, "")))
-    return rows
-
-
-def _attribute_docstrings(cls: type) -> dict[str, str]:
-    """Attribute docstrings (the string literal right after a field) of a class."""
-    import ast
-    import inspect
-    import textwrap
-
-    try:
-        tree = ast.parse(textwrap.dedent(inspect.getsource(cls)))
-    except (OSError, TypeError):
-        return {}
-    docs: dict[str, str] = {}
-    body = tree.body[0].body if tree.body and isinstance(tree.body[0], ast.ClassDef) else []
-    for prev, node in zip(body, body[1:], strict=False):
-        if (
-            isinstance(prev, ast.AnnAssign)
-            and isinstance(prev.target, ast.Name)
-            and isinstance(node, ast.Expr)
-            and isinstance(node.value, ast.Constant)
-            and isinstance(node.value.value, str)
-        ):
-            docs[prev.target.id] = " ".join(node.value.value.split())
-    return docs

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from attnmt.data.tokenize import merge_pieces
-from attnmt.translate.words import merge_attention, merge_labels
+from attnmt.translate.words import merge_labels, merge_stack
 
 if TYPE_CHECKING:
     from attnmt.translate.translator import Translation
@@ -54,17 +54,6 @@ def _word_groups(
     return merge_pieces(src_tokens), [*merge_pieces(tokens), [len(tokens)]]
 
 
-def _merge(
-    weights: np.ndarray, src_groups: list[list[int]], tgt_groups: list[list[int]]
-) -> np.ndarray:
-    """Merge a (..., T + 1, S) stack of piece-level maps into words, map by map."""
-    if weights.shape[-1] == 0:  # an empty source: nothing to merge
-        return weights.astype(np.float64)
-    flat = weights.reshape(-1, *weights.shape[-2:])  # (M, T + 1, S)
-    merged = [merge_attention(matrix, src_groups, tgt_groups) for matrix in flat]
-    return np.stack(merged).reshape(*weights.shape[:-2], *merged[0].shape)  # (..., T', S')
-
-
 def _hypothesis_dict(hypothesis: Translation, units: str, attention: bool) -> dict[str, Any]:
     """The fields of one hypothesis: text, score, rank_score, tokens, attention (+ heads)."""
     tokens = list(hypothesis.tokens)
@@ -73,8 +62,8 @@ def _hypothesis_dict(hypothesis: Translation, units: str, attention: bool) -> di
     if units == "words":
         src_groups, tgt_groups = _word_groups(hypothesis.src_tokens, tokens)
         tokens = merge_labels(tokens, tgt_groups[:-1])
-        weights = None if weights is None else _merge(weights, src_groups, tgt_groups)
-        heads = None if heads is None else _merge(np.asarray(heads), src_groups, tgt_groups)
+        weights = None if weights is None else merge_stack(weights, src_groups, tgt_groups)
+        heads = None if heads is None else merge_stack(np.asarray(heads), src_groups, tgt_groups)
     record: dict[str, Any] = {
         "text": hypothesis.text,
         "score": hypothesis.score,

@@ -47,7 +47,7 @@ from attnmt.search.decode import decode, length_batches
 from attnmt.search.ranking import Hypothesis
 from attnmt.special import PAD_ID
 from attnmt.translate import schema
-from attnmt.translate.words import merge_labels, word_attention
+from attnmt.translate.words import merge_labels, merge_stack, word_attention
 
 
 @dataclass(eq=False)  # compared by identity: numpy arrays have no single truth value
@@ -96,6 +96,16 @@ class Translation:
         if not self.src_tokens:  # an empty source: only the EOS row, with no columns
             return [], ["</s>"], np.zeros((1, 0))
         return word_attention(self.src_tokens, self.tokens, self.attention, merge_pieces)
+
+    def word_heads(self) -> np.ndarray | None:
+        """``attention_heads`` merged into words head by head, like :meth:`word_attention`:
+        (layers, heads, words + 1, source words); None when the heads were not asked for."""
+        if self.attention_heads is None:
+            return None
+        tgt_groups = [*merge_pieces(self.tokens), [len(self.tokens)]]  # + the EOS row
+        return merge_stack(
+            np.asarray(self.attention_heads), merge_pieces(self.src_tokens), tgt_groups
+        )
 
     def to_dict(self, units: str = "pieces", attention: bool = True) -> dict[str, Any]:
         """The one JSON record of this translation (``attnmt translate --format json`` and

@@ -69,6 +69,16 @@ def merge_attention(weights: npt.ArrayLike, src_groups: Groups, tgt_groups: Grou
     return np.stack(averaged, axis=0)  # (T', S'): target pieces averaged into words
 
 
+def merge_stack(weights: np.ndarray, src_groups: Groups, tgt_groups: Groups) -> np.ndarray:
+    """Merge a stack of maps (..., T, S), e.g. layers × heads, map by map with
+    :func:`merge_attention`; returns (..., len(tgt_groups), len(src_groups))."""
+    if weights.shape[-1] == 0:  # an empty source: nothing to merge
+        return weights.astype(np.float64)
+    flat = weights.reshape(-1, *weights.shape[-2:])  # (M, T, S)
+    merged = [merge_attention(matrix, src_groups, tgt_groups) for matrix in flat]
+    return np.stack(merged).reshape(*weights.shape[:-2], *merged[0].shape)  # (..., T', S')
+
+
 def merge_labels(pieces: Sequence[str], groups: Groups) -> list[str]:
     """The word each group of pieces spells: the pieces joined, with "▁" removed.
 

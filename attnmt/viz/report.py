@@ -32,13 +32,8 @@ from matplotlib.figure import Figure
 
 from attnmt.io.files import write_bytes_atomic
 from attnmt.translate.words import WORD_START, as_matrix
-from attnmt.viz.plot import (
-    ANNOTATE_BELOW,
-    attention_figure,
-    bleu_by_length_figure,
-    curves_figure,
-    figure_bytes,
-)
+from attnmt.viz.curves import bleu_by_length_figure, curves_figure
+from attnmt.viz.plot import ANNOTATE_BELOW, attention_figure, figure_bytes, heads_figure
 
 MAX_EXAMPLES = 3  # sentences shown per run in the heatmap grid
 
@@ -50,6 +45,7 @@ class Example:
     src_tokens: list[str]  # the S source tokens (the same sentence in every run)
     tgt_tokens: list[str]  # this run's output tokens, without EOS
     weights: npt.ArrayLike | None = None  # (T, S) or (T + 1, S) with EOS; None: no attention
+    heads: npt.ArrayLike | None = None  # (layers, heads, T + 1, S): every head, if several
 
 
 @dataclass
@@ -239,6 +235,10 @@ def _example_figure(run: RunResult, index: int) -> str:
     matrix = as_matrix(example.weights)  # (T, S) or (T + 1, S)
     fig = _compact(attention_figure(example.src_tokens, example.tgt_tokens, matrix), *matrix.shape)
     image = _image(fig, f"attention of {run.name} on sentence {index + 1}", dpi=80)
+    if example.heads is not None:  # every layer × head, below the mean map
+        grid = heads_figure(example.src_tokens, example.tgt_tokens, example.heads, annotate_below=0)
+        alt = f"every head of {run.name} on sentence {index + 1}"
+        image += f"<details><summary>every head</summary>{_image(grid, alt, dpi=60)}</details>"
     return f"<figure>{name}{image}{caption}</figure>"
 
 

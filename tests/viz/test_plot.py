@@ -15,14 +15,8 @@ from matplotlib.figure import Figure
 
 from attnmt.errors import UserError
 from attnmt.translate.words import merge_attention, merge_labels, word_attention
-from attnmt.viz.plot import (
-    attention_figure,
-    bleu_by_length_figure,
-    curves_figure,
-    nbest_figure,
-    read_metrics,
-    save_figure,
-)
+from attnmt.viz.curves import bleu_by_length_figure, curves_figure, read_metrics
+from attnmt.viz.plot import attention_figure, nbest_figure, save_figure
 
 
 def random_weights(rng: np.random.Generator, rows: int, columns: int) -> np.ndarray:

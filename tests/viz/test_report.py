@@ -205,3 +205,17 @@ def test_minimal_runs_still_give_a_page(tmp_path: Path) -> None:
     page = path.read_text(encoding="utf-8")
     assert "No example sentences." in page and "No metrics history." in page
     assert json.loads((tmp_path / "results.json").read_text())["runs"][0]["bleu"] is None
+
+
+def test_models_with_several_heads_show_every_head(tmp_path: Path) -> None:
+    rng = np.random.default_rng(3)
+    src, tgt = ["▁ein", "▁hund"], ["▁a", "▁dog"]
+    heads = rng.dirichlet(np.ones(len(src)), size=(2, 3, len(tgt) + 1))  # layers × heads
+    run = RunResult(name="transformer", examples=[Example(src, tgt, heads.mean(1)[-1], heads)])
+    path = write_report(tmp_path, [run, fake_run("plain", 1, attention=False)], command=COMMAND)
+    page = path.read_text(encoding="utf-8")
+    parser = PageParser()
+    parser.feed(page)
+    alts = [image.get("alt") or "" for image in parser.images]
+    assert page.count("<summary>every head</summary>") == 1  # the single-map run has none
+    assert "every head of transformer on sentence 1" in alts
