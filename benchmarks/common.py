@@ -17,6 +17,20 @@ ROOT = Path(__file__).resolve().parent.parent
 BENCHMARKS = ROOT / "BENCHMARKS.md"
 
 
+SPLITS = {"train": "train", "dev": "val", "test": "test_2016_flickr"}  # Multi30k file stems
+
+
+def multi30k_overrides(data: Path) -> list[str]:
+    """``--set`` overrides pointing data.train/dev/test at Multi30k de->en in `data`."""
+    overrides = []
+    for split, name in SPLITS.items():
+        overrides += [
+            f"data.{split}.src={data / f'{name}.de.gz'}",
+            f"data.{split}.tgt={data / f'{name}.en.gz'}",
+        ]
+    return overrides
+
+
 def machine() -> str:
     cpu = platform.processor() or platform.machine()
     try:

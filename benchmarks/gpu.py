@@ -35,7 +35,6 @@ from attnmt.io.run import Run
 from attnmt.train.trainer import Trainer
 from benchmarks import common
 
-SPLITS = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
 PRESETS = Path(common.ROOT / "attnmt" / "presets")
 
 
@@ -47,11 +46,7 @@ def preset_config(
     overrides = [f"run_dir={run_dir}", f"train.device={args.device}"]
     overrides.append(f"train.max_minutes={minutes}")
     overrides += [f"train.{key}={value}" for key, value in train.items()]
-    for split, name in SPLITS.items():
-        overrides += [
-            f"data.{split}.src={data / f'{name}.de.gz'}",
-            f"data.{split}.tgt={data / f'{name}.en.gz'}",
-        ]
+    overrides += common.multi30k_overrides(data)
     return load_config(preset, overrides)
 
 

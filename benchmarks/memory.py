@@ -35,7 +35,6 @@ from benchmarks import common
 
 DATA = common.ROOT.parent / "shared/data/multi30k"
 CONFIG = common.ROOT / "configs/multi30k_de_en_bahdanau.yaml"
-SPLITS = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
 M_TRIM_THRESHOLD, M_MMAP_THRESHOLD, M_ARENA_MAX = -1, -3, -8  # glibc mallopt parameters
 
 
@@ -52,11 +51,7 @@ def child(variant: str, steps: int, run_dir: str, data: Path, threads: int) -> d
     from attnmt.train.setup import prepare_data
 
     overrides = [f"run_dir={run_dir}", f"train.threads={threads}", "train.validate_every=1000000"]
-    for split, name in SPLITS.items():
-        overrides += [
-            f"data.{split}.src={data / f'{name}.de.gz'}",
-            f"data.{split}.tgt={data / f'{name}.en.gz'}",
-        ]
+    overrides += common.multi30k_overrides(data)
     config = load_config(str(CONFIG), overrides)
     training = prepare_data(config, lambda message: None)  # tokenizers cached in run_dir
     if variant.startswith("pad"):

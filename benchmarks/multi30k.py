@@ -21,8 +21,6 @@ from attnmt.models.seq2seq import count_parameters
 from attnmt.train.trainer import Trainer
 from benchmarks import common
 
-SPLITS = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -44,11 +42,7 @@ def main() -> None:
         f"train.max_minutes={args.minutes}",
         f"train.threads={args.threads}",
     ]
-    for split, name in SPLITS.items():
-        overrides += [
-            f"data.{split}.src={data / f'{name}.de.gz'}",
-            f"data.{split}.tgt={data / f'{name}.en.gz'}",
-        ]
+    overrides += common.multi30k_overrides(data)
     config = load_config(args.config, overrides + args.set)
     torch.set_num_threads(args.threads)
 

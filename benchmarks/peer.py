@@ -51,7 +51,6 @@ JOEY_LOGS = Path("/tmp/joey_logs")
 JOEY_VENV = Path(os.environ.get("VENV", "/tmp/venv_joey"))
 DATA = common.ROOT.parent / "shared/data/multi30k"
 CONFIG = common.ROOT / "configs/multi30k_de_en_bahdanau.yaml"
-SPLITS = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
 JOEY_DATA = Path("/tmp/joey_m30k")  # setup.sh's raw text: both score against the same refs
 THREADS = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
 ATTNMT_LOG_EVERY = 20
@@ -208,7 +207,7 @@ def attnmt_train(run_dir: Path, minutes: float, validate: bool, data: Path) -> R
         "train.threads=2",
         f"train.log_every={ATTNMT_LOG_EVERY}",
     ]
-    splits = dict(SPLITS)
+    splits = dict(common.SPLITS)
     if not validate:  # throughput windows: no dev set, so no validation at all
         overrides += ["data.dev.src=null", "data.dev.tgt=null"]
         del splits["dev"]

@@ -23,7 +23,6 @@ import torch
 
 from benchmarks import common
 
-SPLITS = {"train": "train", "dev": "val", "test": "test_2016_flickr"}
 PRESETS = {  # column name -> preset
     "transformer": "configs/multi30k_de_en_transformer.yaml",
     "rnn reference": "configs/multi30k_de_en_bahdanau.yaml",
@@ -47,11 +46,7 @@ def train_and_measure(args: argparse.Namespace) -> dict[str, Any]:
         f"train.max_minutes={args.minutes}",
         f"train.threads={args.threads}",
     ]
-    for split, name in SPLITS.items():
-        overrides += [
-            f"data.{split}.src={data / f'{name}.de.gz'}",
-            f"data.{split}.tgt={data / f'{name}.en.gz'}",
-        ]
+    overrides += common.multi30k_overrides(data)
     config = load_config(args.child, overrides + args.set)
     torch.set_num_threads(args.threads)
     summary = Trainer.setup(config, progress_bar=False).run()
