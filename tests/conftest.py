@@ -11,6 +11,8 @@ import torch
 from attnmt.config import DecodeConfig, ModelConfig
 from attnmt.nn.scores import SCORES
 from attnmt.nn.windows import WINDOWS
+from attnmt.search.beam import beam_search
+from attnmt.search.sampling import greedy, sample
 from attnmt.special import BOS_ID, PAD_ID
 
 # (decoder, score, window, input_feeding or feed_context): every valid combination.
@@ -81,3 +83,35 @@ def settings(**overrides: Any) -> DecodeConfig:
         beam=1, min_len=0, max_len_ratio=math.inf, alpha=0.0, beta=0.0, batch_tokens=10_000
     )
     return DecodeConfig(**{**rules_off, **overrides})
+
+
+SEARCHES = {  # every search, with settings that exercise its rules; shared by the model families
+    "greedy": lambda m, s, l: greedy(m, s, l, settings(max_len=12)),
+    "beam": lambda m, s, l: beam_search(m, s, l, settings(beam=4, n_best=3, max_len=12, alpha=0.6)),
+    "beam-coverage": lambda m, s, l: beam_search(
+        m, s, l, settings(beam=3, n_best=2, max_len=12, alpha=1.0, beta=0.4, no_repeat_ngram=2)
+    ),
+    "sample": lambda m, s, l: sample(
+        m, s, l, settings(max_len=12, n_best=2, top_k=5), generator=torch.Generator().manual_seed(3)
+    ),
+}
+
+
+def assert_padded_batch_equals_alone(
+    model: torch.nn.Module,
+    batch: tuple[torch.Tensor, ...],
+    src_lengths: list[int],
+    tgt_lengths: list[int],
+) -> torch.Tensor | None:
+    """Teacher-forced logits (and attention, when the model has it) of each sentence of a
+    padded batch equal those of the sentence alone; returns the batch's attention."""
+    src, src_len, tgt_in = batch
+    logits, weights = model(src, src_len, tgt_in)
+    for b, (s_len, t_len) in enumerate(zip(src_lengths, tgt_lengths, strict=True)):
+        alone, alone_weights = model(
+            src[b : b + 1, :s_len], src_len[b : b + 1], tgt_in[b : b + 1, :t_len]
+        )
+        torch.testing.assert_close(logits[b, :t_len], alone[0])
+        if weights is not None:
+            torch.testing.assert_close(weights[b, :t_len, :s_len], alone_weights[0])
+    return weights

@@ -7,7 +7,13 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import ALL_VARIANTS, random_batch, tiny_config, variant_id
+from conftest import (
+    ALL_VARIANTS,
+    assert_padded_batch_equals_alone,
+    random_batch,
+    tiny_config,
+    variant_id,
+)
 from torch.func import functional_call
 
 from attnmt.models.build import build_model
@@ -77,15 +83,8 @@ def test_teacher_forcing_equals_step_decoding(variant, gen) -> None:
 @variants
 def test_padded_batch_equals_each_sentence_alone(variant, gen) -> None:
     model = make_model(variant)
-    src, src_lengths, tgt_in = random_batch(gen, SRC_LENGTHS, TGT_LENGTHS, SRC_VOCAB)
-    logits, weights = model(src, src_lengths, tgt_in)
-    for b, (s_len, t_len) in enumerate(zip(SRC_LENGTHS, TGT_LENGTHS, strict=True)):
-        alone, alone_weights = model(
-            src[b : b + 1, :s_len], src_lengths[b : b + 1], tgt_in[b : b + 1, :t_len]
-        )
-        torch.testing.assert_close(logits[b, :t_len], alone[0])
-        if weights is not None:
-            torch.testing.assert_close(weights[b, :t_len, :s_len], alone_weights[0])
+    batch = random_batch(gen, SRC_LENGTHS, TGT_LENGTHS, SRC_VOCAB)
+    assert_padded_batch_equals_alone(model, batch, SRC_LENGTHS, TGT_LENGTHS)
 
 
 @variants

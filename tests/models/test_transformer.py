@@ -9,7 +9,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
-from conftest import random_batch, settings
+from conftest import SEARCHES, assert_padded_batch_equals_alone, random_batch, settings
 from helpers import SENTENCES, make_run
 from test_overfit import VOCAB, reverse_task, train_steps
 from torch.func import functional_call
@@ -22,7 +22,7 @@ from attnmt.models.seq2seq import Seq2Seq
 from attnmt.models.transformer import TransformerSeq2Seq
 from attnmt.models.transformer_layers import TransformerDecoder
 from attnmt.search.beam import beam_search
-from attnmt.search.sampling import greedy, sample
+from attnmt.search.sampling import greedy
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID
 from attnmt.translate.translator import Translator
 
@@ -170,14 +170,8 @@ def test_incremental_decoding_with_the_cache_equals_the_full_forward(setup, gen)
 @setups
 def test_padded_batch_equals_each_sentence_alone(setup, gen) -> None:
     model = make_model(**SETUPS[setup])
-    src, src_lengths, tgt_in = random_batch(gen, SRC_LENGTHS, TGT_LENGTHS, SRC_VOCAB)
-    logits, weights = model(src, src_lengths, tgt_in)
-    for b, (s_len, t_len) in enumerate(zip(SRC_LENGTHS, TGT_LENGTHS, strict=True)):
-        alone, alone_weights = model(
-            src[b : b + 1, :s_len], src_lengths[b : b + 1], tgt_in[b : b + 1, :t_len]
-        )
-        torch.testing.assert_close(logits[b, :t_len], alone[0])
-        torch.testing.assert_close(weights[b, :t_len, :s_len], alone_weights[0])
+    batch = random_batch(gen, SRC_LENGTHS, TGT_LENGTHS, SRC_VOCAB)
+    assert assert_padded_batch_equals_alone(model, batch, SRC_LENGTHS, TGT_LENGTHS) is not None
 
 
 def test_gradcheck_whole_model_float64(gen) -> None:
@@ -239,18 +233,6 @@ def search_batch() -> tuple[torch.Tensor, torch.Tensor]:
         torch.Generator().manual_seed(0), [5, 2, 6, 3], [1] * 4, SRC_VOCAB
     )
     return src, src_lengths
-
-
-SEARCHES = {
-    "greedy": lambda m, s, l: greedy(m, s, l, settings(max_len=12)),
-    "beam": lambda m, s, l: beam_search(m, s, l, settings(beam=4, n_best=3, max_len=12, alpha=0.6)),
-    "beam-coverage": lambda m, s, l: beam_search(
-        m, s, l, settings(beam=3, n_best=2, max_len=12, alpha=1.0, beta=0.4, no_repeat_ngram=2)
-    ),
-    "sample": lambda m, s, l: sample(
-        m, s, l, settings(max_len=12, n_best=2, top_k=5), generator=torch.Generator().manual_seed(3)
-    ),
-}
 
 
 @pytest.mark.parametrize("search", list(SEARCHES))

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import torch
-from conftest import random_batch, settings, tiny_config
+from conftest import SEARCHES, random_batch, settings, tiny_config
 
 from attnmt.config import DecodeConfig
 from attnmt.models.build import build_model
@@ -74,18 +74,6 @@ def forced(model: Any, src, src_lengths, b: int, tokens: list[int]):
     score = log_probs.gather(1, gold.unsqueeze(1)).sum().item()
     weights = [w[0] for _, w in outputs if w is not None]
     return score, torch.stack(weights).mean(0) if weights else None
-
-
-SEARCHES = {
-    "greedy": lambda m, s, l: greedy(m, s, l, settings(max_len=12)),
-    "beam": lambda m, s, l: beam_search(m, s, l, settings(beam=4, n_best=3, max_len=12, alpha=0.6)),
-    "beam-coverage": lambda m, s, l: beam_search(
-        m, s, l, settings(beam=3, n_best=2, max_len=12, alpha=1.0, beta=0.4, no_repeat_ngram=2)
-    ),
-    "sample": lambda m, s, l: sample(
-        m, s, l, settings(max_len=12, n_best=2, top_k=5), generator=torch.Generator().manual_seed(3)
-    ),
-}
 
 
 def tokens_of(results: list[list[Hypothesis]]) -> list[list[list[int]]]:
