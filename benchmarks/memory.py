@@ -4,12 +4,16 @@ without remedies for allocator growth, each variant in a fresh process.
     python -m benchmarks.memory --steps 80                     # plain, pad8
     python -m benchmarks.memory --steps 80 --variants plain pad8 pad16 trim
 
-Variants: ``plain`` (batches padded to their longest sentence), ``padK`` (source and
-target lengths rounded up to multiples of K by ``make_batch``), ``trim`` (glibc
-``malloc_trim(0)`` after every step), ``mmapM`` (glibc ``mallopt(M_MMAP_THRESHOLD, M
-MiB)``: a fixed threshold, so freed blocks above M MiB go back to the system at once),
-``tight`` (one arena, trim threshold 0, mmap threshold 128 KiB: freed memory goes back
-at once, so the peak is close to the live peak; slow).
+Variants: ``plain`` (batches padded to their longest sentence; the trainer as it runs:
+the output layer and loss fused in chunks of target positions, the concat score one
+autograd function), ``unchunked`` (the output layer and loss over the whole batch at
+once), ``unfused`` (that, and the concat score as plain tensor operations, which keep
+its tanh for backward: the trainer before both), ``padK`` (source and target lengths
+rounded up to multiples of K by ``make_batch``), ``trim`` (glibc ``malloc_trim(0)``
+after every step), ``mmapM`` (glibc ``mallopt(M_MMAP_THRESHOLD, M MiB)``: a fixed
+threshold, so freed blocks above M MiB go back to the system at once), ``tight`` (one
+arena, trim threshold 0, mmap threshold 128 KiB: freed memory goes back at once, so the
+peak is close to the live peak; slow).
 The same batches in the same order for each (the sampler's seed), so only the remedy
 differs. Peak RSS does not depend on other load on the machine; the seconds do, so
 compare them only between variants of one run.
@@ -58,6 +62,13 @@ def child(variant: str, steps: int, run_dir: str, data: Path, threads: int) -> d
         multiple = int(variant[3:])
         trainer_module.make_batch = functools.partial(make_batch, pad_multiple=multiple)  # type: ignore[assignment]
     trainer = trainer_module.Trainer(config, training, None, [], lambda message: None)
+    if variant in ("unchunked", "unfused"):  # the output layer and loss over the whole batch
+        trainer.forward.chunked = False
+    if variant == "unfused":  # and the concat score as plain tensor operations
+        import attnmt.nn.scores as scores_module
+        from attnmt.nn.additive import additive_scores_plain
+
+        scores_module.additive_scores = additive_scores_plain  # type: ignore[assignment]
     if variant.startswith("mmap"):  # fixed threshold: blocks above it go back when freed
         ctypes.CDLL("libc.so.6").mallopt(M_MMAP_THRESHOLD, int(variant[4:]) << 20)
     if variant == "tight":  # return everything at once: about the live peak, and slow

@@ -87,9 +87,17 @@ class Seq2Seq(nn.Module):
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: logits (B, T, V) and attention weights (B, T, S) (None without
         attention). `tgt_in` starts with BOS; the loss compares with the target shifted."""
+        output, weights = self.decoder_outputs(src, src_lengths, tgt_in)
+        return self.generator(output), head_mean(weights)
+
+    def decoder_outputs(
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor
+    ) -> tuple[Tensor, Tensor | None]:
+        """Teacher forcing up to the output layer: o_t (B, T, H) and every head's
+        attention weights, for a loss that applies ``generator`` itself (in chunks)."""
         enc = self.encode(src, src_lengths)
         output, weights, _ = self._decoder(tgt_in, enc, self.init_state(enc))
-        return self.generator(output), head_mean(weights)
+        return output, weights
 
     def attention_maps(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> dict[str, Tensor]:
         """Every head, teacher-forced: ``cross`` (B, layers, heads, T, S); one layer here.

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import math
 
-import torch
 from torch import Tensor, nn
 
+from attnmt.nn.additive import additive_scores
 from attnmt.nn.attention import Keys
 
 
@@ -73,7 +73,9 @@ class ConcatScore(Score):
     """score(s_t, h_j) = v_aᵀ tanh(W_q s_t + W_k h_j)
     (Bahdanau et al. 2015, A.1.2; Luong et al. 2015, eq. 8, "concat").
 
-    W_k h_j is computed once per sentence; each step adds W_q s_t to it.
+    W_k h_j is computed once per sentence; each step adds W_q s_t to it. The tanh and
+    v_a run as one autograd function (:mod:`attnmt.nn.additive`) that recomputes the
+    (B, T, S, A) hidden layer in backward instead of keeping it.
     """
 
     def __init__(self, query_dim: int, key_dim: int, attn_dim: int) -> None:
@@ -86,8 +88,7 @@ class ConcatScore(Score):
         return Keys(self.W_k(memory), memory)  # keys (B, S, A)
 
     def forward(self, query: Tensor, keys: Tensor) -> Tensor:
-        hidden = torch.tanh(self.W_q(query).unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
-        return self.v_a(hidden).squeeze(-1)  # (B, T, S)
+        return additive_scores(self.W_q(query), keys, self.v_a.weight[0])  # (B, T, S)
 
 
 class LocationScore(Score):

@@ -38,7 +38,6 @@ from attnmt.train import distributed
 from attnmt.train.callbacks import Callback, Log, console, default_callbacks, quiet
 from attnmt.train.distributed import World
 from attnmt.train.forward import TrainingForward
-from attnmt.train.loss import label_smoothed_loss
 from attnmt.train.schedule import LRSchedule
 from attnmt.train.setup import TrainingData, prepare_data, prepare_run_dir
 from attnmt.translate.translator import Translator
@@ -108,7 +107,7 @@ class Trainer:
         if self.world.rank:  # its own dropout; rank 0 keeps the single-process stream
             torch.manual_seed(distributed.rank_seed(train.seed, self.world.rank))
         forward: nn.Module = distributed.wrap_ddp(
-            TrainingForward(self.model, train.teacher_forcing), self.device
+            TrainingForward(self.model, train.teacher_forcing, train.label_smoothing), self.device
         )
         self.forward: Any = torch.compile(forward, dynamic=True) if train.compile else forward
         self.rank_rng: list[dict[str, Tensor]] | None = None  # each rank's, at the last save
@@ -295,8 +294,7 @@ class Trainer:
         self.schedule.apply(self.progress.step + 1, self.progress.elapsed)
         batch = self._to_device(batch)
         with autocast(self.device, self.dtype):
-            logits = self.forward(batch.src, batch.src_lengths, batch.tgt_in)
-        loss_sum = label_smoothed_loss(logits, batch.tgt_out, self.config.train.label_smoothing)
+            loss_sum = self.forward(batch.src, batch.src_lengths, batch.tgt_in, batch.tgt_out)
         total_loss, total_tokens = distributed.all_reduce_sum(
             [loss_sum.item(), float(batch.n_tgt_tokens)]
         )
