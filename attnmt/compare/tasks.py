@@ -19,7 +19,7 @@ from attnmt.errors import UserError
 from attnmt.io.files import write_text_atomic
 
 STUDY_TASK_VERSION = 2  # 1: joined quickstart sentences; 2: attnmt.data.study_grammar
-STUDY_STEPS = 300  # training steps per config on the study task (about 1 min on an idle core)
+STUDY_STEPS = 600  # training steps per config on the study task (1 to 4 min on an idle core)
 STUDY_MINUTES = 10.0  # only a safety cap there: the step budget ends each run first
 
 
@@ -69,7 +69,7 @@ def synthetic_task(out: Path, **sizes: int) -> Task:
     ``<out>/data``, with gold alignments.
 
     Model sizes and training settings are the quickstart's (embeddings 64, GRU 128, word
-    vocabularies). Every config trains for the same STUDY_STEPS steps (about a minute on
+    vocabularies). Every config trains for the same STUDY_STEPS steps (a few minutes on
     one idle CPU core): a step budget, not a time budget, so that the ranking does not
     depend on how busy the machine is, and a rerun with the same seed gives the same
     model.
