@@ -19,7 +19,7 @@ quickstart: $(BIN)/.installed
 	$(BIN)/attnmt quickstart
 
 # The attention study on the synthetic task, twice (seeds 1 and 2, to see whether the
-# ranking holds): each run uses one torch thread, so a seed takes about 15 minutes on an idle
+# ranking holds): each run uses one torch thread, so a seed takes about 25 minutes on an idle
 # CPU, and two seeds run side by side (STUDY_SEEDS=1 and =2 in two shells) take about as
 # long on 2 cores; reports in report/seed-1, report/seed-2.
 STUDY_SEEDS ?= 1 2

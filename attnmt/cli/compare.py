@@ -39,7 +39,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--minutes",
         type=float,
         default=None,
-        help="training time per config (default: synthetic 10 as a cap on its 300 steps, "
+        help="training time per config (default: synthetic 10 as a cap on its 600 steps, "
         "multi30k 8)",
     )
     parser.add_argument(
