@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 import torch
+from conftest import random_batch, tiny_config
 from torch import nn
 
 from attnmt.models.build import build_model
 from attnmt.special import PAD_ID
 from attnmt.train.forward import TrainingForward
 from attnmt.train.loss import chunked_output_loss, label_smoothed_loss
-from tests.conftest import random_batch, tiny_config
 
 
 def padded_targets(generator: torch.Generator, batch: int, length: int, vocab: int) -> torch.Tensor:
