@@ -102,8 +102,7 @@ class Seq2Seq(nn.Module):
     def attention_maps(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> dict[str, Tensor]:
         """Every head, teacher-forced: ``cross`` (B, layers, heads, T, S); one layer here.
         Families with self-attention override this to add ``encoder`` and ``decoder``."""
-        enc = self.encode(src, src_lengths)
-        _, weights, _ = self._decoder(tgt_in, enc, self.init_state(enc))
+        _, weights = self.decoder_outputs(src, src_lengths, tgt_in)
         if weights is None:
             return {}
         return {"cross": weights.unsqueeze(1)}

@@ -26,12 +26,16 @@ import torch
 from torch import Tensor
 
 
+def hidden_layer(query: Tensor, keys: Tensor) -> Tensor:
+    """a = tanh(q_t + k_j): queries (B, T, A) and keys (B, S, A) -> (B, T, S, A)."""
+    return torch.tanh(query.unsqueeze(2) + keys.unsqueeze(1))
+
+
 def additive_scores_plain(query: Tensor, keys: Tensor, v_a: Tensor) -> Tensor:
     """v_aᵀ tanh(q_t + k_j) as plain tensor operations: the reference.
 
     query (B, T, A), keys (B, S, A), v_a (A,) -> scores (B, T, S)."""
-    hidden = torch.tanh(query.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A)
-    return hidden @ v_a  # (B, T, S)
+    return hidden_layer(query, keys) @ v_a  # (B, T, S)
 
 
 class _AdditiveScores(torch.autograd.Function):
@@ -43,7 +47,7 @@ class _AdditiveScores(torch.autograd.Function):
     @staticmethod
     def backward(ctx: Any, grad_scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         query, keys, v_a = ctx.saved_tensors
-        hidden = torch.tanh(query.unsqueeze(2) + keys.unsqueeze(1))  # (B, T, S, A), again
+        hidden = hidden_layer(query, keys)  # (B, T, S, A), again
         grad_scores = grad_scores.to(hidden.dtype)
         grad_v = grad_scores.reshape(1, -1) @ hidden.reshape(-1, hidden.size(-1))  # (1, A)
         # dpre = de * v_a * (1 - a²), in place on the recomputed hidden layer
