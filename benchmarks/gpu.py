@@ -6,6 +6,7 @@ for a fixed number of steps. Results are appended to BENCHMARKS.md and written t
 
     python -m benchmarks.gpu --data data/multi30k --minutes 20 --out $OUT
     python -m benchmarks.gpu --presets multi30k_de_en_luong.yaml --minutes 5 --no-compile
+    python -m benchmarks.gpu --presets multi30k_de_en_luong.yaml --no-train   # compile only
 
 Every preset named ``multi30k_*.yaml`` in attnmt/presets is run (RNN presets today; a
 Transformer preset joins by being added there). The data folder holds Multi30k task 1
@@ -147,6 +148,7 @@ def main() -> None:
     parser.add_argument("--plateau", type=float, default=0.5, help="BLEU within the best")
     parser.add_argument("--compile-steps", type=int, default=400)
     parser.add_argument("--no-compile", action="store_true", help="skip the compile comparison")
+    parser.add_argument("--no-train", action="store_true", help="only the compile comparison")
     parser.add_argument("--work", type=Path, default=Path("runs/bench/gpu"))
     parser.add_argument("--out", type=Path, help="also write results.md and results.json here")
     parser.add_argument("--device", default="cuda", help="cpu: a dry run of the script itself")
@@ -161,7 +163,8 @@ def main() -> None:
     device = torch.cuda.get_device_name() if args.device == "cuda" else args.device
     rows = [("device", device)]
     for name in names:
-        rows += train_preset(PRESETS / name, args, stamp)
+        if not args.no_train:
+            rows += train_preset(PRESETS / name, args, stamp)
         if not args.no_compile:
             rows += compile_speed(PRESETS / name, args, stamp)
         print("\n".join(f"{k}: {v}" for k, v in rows), flush=True)

@@ -14,6 +14,7 @@ after every step), ``mmapM`` (glibc ``mallopt(M_MMAP_THRESHOLD, M MiB)``: a fixe
 threshold, so freed blocks above M MiB go back to the system at once), ``tight`` (one
 arena, trim threshold 0, mmap threshold 128 KiB: freed memory goes back at once, so the
 peak is close to the live peak; slow).
+A suffix ``@fp32`` or ``@bf16`` fixes the precision (else ``auto``, decided in each process).
 The same batches in the same order for each (the sampler's seed), so only the remedy
 differs. Peak RSS does not depend on other load on the machine; the seconds do, so
 compare them only between variants of one run.
@@ -55,6 +56,9 @@ def child(variant: str, steps: int, run_dir: str, data: Path, threads: int) -> d
     from attnmt.train.setup import prepare_data
 
     overrides = [f"run_dir={run_dir}", f"train.threads={threads}", "train.validate_every=1000000"]
+    variant, _, precision = variant.partition("@")  # e.g. plain@fp32: a fixed precision
+    if precision:
+        overrides.append(f"train.precision={precision}")
     overrides += common.multi30k_overrides(data)
     config = load_config(str(CONFIG), overrides)
     training = prepare_data(config, lambda message: None)  # tokenizers cached in run_dir
@@ -75,13 +79,15 @@ def child(variant: str, steps: int, run_dir: str, data: Path, threads: int) -> d
         libc = ctypes.CDLL("libc.so.6")
         libc.mallopt(M_ARENA_MAX, 1), libc.mallopt(M_TRIM_THRESHOLD, 0)
         libc.mallopt(M_MMAP_THRESHOLD, 128 << 10)
-    if variant == "trim":
+    if variant.startswith("trim"):  # trim: after every step; trimN: after every N steps
         libc = ctypes.CDLL("libc.so.6")
-        original = trainer._train_step
+        original, every, done = trainer._train_step, int(variant[4:] or 1), [0]
 
         def trimmed(batch):  # type: ignore[no-untyped-def]
             result = original(batch)
-            libc.malloc_trim(0)
+            done[0] += 1
+            if done[0] % every == 0:
+                libc.malloc_trim(0)
             return result
 
         trainer._train_step = trimmed  # type: ignore[method-assign]

@@ -227,6 +227,7 @@ def attnmt_train(run_dir: Path, minutes: float, validate: bool, data: Path) -> R
     printed = logs.read_text(encoding="utf-8")
     speed = re.search(r"training speed: ([\d,.]+) target tokens/s", printed)
     steps = re.search(r"stopped after (\d+) steps", printed)
+    chosen = re.search(r"precision auto: (.*)", printed)  # the measured choice, and why
     metrics = run_dir / "metrics.jsonl"  # absent when no step was logged
     entries = [json.loads(line) for line in metrics.open()] if metrics.exists() else []
     rates = [e["tgt_tokens_per_s"] for e in entries if e.get("split") == "train"][1:]
@@ -241,6 +242,7 @@ def attnmt_train(run_dir: Path, minutes: float, validate: bool, data: Path) -> R
         "train_wall_s": wall,
         "train_rss_mib": rss,
         "dev_bleu_last": dev[-1]["bleu"] if dev else None,
+        "precision": chosen.group(1) if chosen else None,
     }
 
 
@@ -445,7 +447,11 @@ def main() -> None:
         results["attnmt"]["quality"] = quality
     (work / "peer.json").write_text(json.dumps(results, indent=1))
     title = "attnmt against Joey NMT, side by side" + (" (quick)" if args.quick else "")
-    record(results, table(results), title, NOTES, not args.no_record)
+    runs = [w for w in results["windows"] if w["toolkit"] == "attnmt"]
+    runs += [results["attnmt"]["quality"]] if "quality" in results["attnmt"] else []
+    chosen = "; ".join(sorted({str(r.get("precision")) for r in runs}))
+    notes = f"{NOTES} attnmt's `train.precision: auto`, as each of its runs measured it: {chosen}."
+    record(results, table(results), title, notes, not args.no_record)
     log(f"raw figures: {work / 'peer.json'}")
 
 

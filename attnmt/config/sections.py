@@ -325,7 +325,8 @@ class DecodeConfig(_Section):
     no_repeat_ngram: int = Field(0, ge=0)
     """Block any n-gram of this size from repeating; 0 disables it."""
     batch_tokens: int = Field(8000, ge=1)
-    """Source-token budget of a decoding batch."""
+    """Source-token budget of a decoding batch, counted once per beam (at beam 5 a batch
+    holds about batch_tokens / 5 source tokens)."""
     sample: bool = False
     """Sample instead of searching."""
     temperature: float = Field(1.0, gt=0)

@@ -16,8 +16,8 @@ import torch
 
 from attnmt.config import Config
 from attnmt.data.tokenize import Tokenizer, load_tokenizers
-from attnmt.device import resolve_device, resolve_precision
-from attnmt.io.checkpoint import load_model
+from attnmt.device import measured_on_cpu, resolve_device, resolve_precision
+from attnmt.io.checkpoint import find_model_checkpoint, load_checkpoint, model_from_payload
 from attnmt.models.seq2seq import Seq2Seq
 
 
@@ -37,7 +37,12 @@ class Run:
     def load(cls, run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
         """Load `run_dir`'s `which` checkpoint (best, last or a path) onto `device`."""
         resolved = resolve_device(device)
-        model, config = load_model(run_dir, which, resolved)
+        payload = load_checkpoint(find_model_checkpoint(Path(run_dir), which))
+        model, config = model_from_payload(payload, resolved)
         src_tok, tgt_tok = load_tokenizers(Path(run_dir) / "tokenizer")
-        dtype = resolve_precision(config.train.precision, resolved)
+        if measured_on_cpu(config.train.precision, resolved, 1) and "precision" in payload:
+            # what the trainer measured on the run's own batches beats a micro-benchmark
+            dtype = torch.bfloat16 if payload["precision"] == "bf16" else None
+        else:
+            dtype = resolve_precision(config.train.precision, resolved)
         return cls(Path(run_dir), model, config, src_tok, tgt_tok, resolved, dtype)

@@ -51,6 +51,26 @@ def test_batching_changes_nothing_and_order_is_kept(translator: Translator, beam
             assert a.src_tokens == b.src_tokens
 
 
+@pytest.mark.parametrize("beam", [1, 3])
+def test_the_batch_budget_counts_every_beam_row(
+    translator: Translator, beam: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A batch holds about batch_tokens source tokens of beam rows, whatever the beam."""
+    import attnmt.translate.translator as module
+
+    sizes: list[int] = []
+    original = module.length_batches
+
+    def recording(lengths: list[int], budget: int) -> list[list[int]]:
+        groups = original(lengths, budget)
+        sizes.extend(sum(lengths[i] for i in group) for group in groups if len(group) > 1)
+        return groups
+
+    monkeypatch.setattr(module, "length_batches", recording)
+    translator.translate(SENTENCES, beam=beam, batch_tokens=30)
+    assert sizes and all(size * beam <= 30 for size in sizes)
+
+
 def test_results_describe_their_own_input(translator: Translator) -> None:
     for source, result in zip(SENTENCES, translator.translate(SENTENCES), strict=True):
         assert result.src_tokens == [WORD_START + word for word in source.split()]
