@@ -47,14 +47,18 @@ speed (BENCHMARKS.md). A measurement at start-up also overstates the gain (1.39x
 the AMD EPYC, where bf16 trained 2.1x faster, clears the bar."""
 
 
-def resolve_precision(precision: str, device: torch.device) -> torch.dtype | None:
+def resolve_precision(
+    precision: str, device: torch.device, measured: str | None = None
+) -> torch.dtype | None:
     """The autocast dtype (None for plain fp32).
 
-    `auto`: bf16 on CUDA devices that support it; on the CPU, bf16 when the CPU has
-    native bf16 and :func:`cpu_bf16_speedup` measures it at least `BF16_MIN_SPEEDUP`
-    times faster than fp32 on this machine, with these threads (a CPU flag alone is no
-    guide: bf16 trained 2.1x faster on an AMD EPYC but 1.23x on an Intel Xeon with
-    AMX, see BENCHMARKS.md); fp32 elsewhere.
+    `auto`: bf16 on CUDA devices that support it; on a CPU with native bf16, `measured` where a run
+    recorded it ("bf16" or "fp32": what its training timed on its own batches, see
+    :mod:`attnmt.train.precision`), else bf16 when the CPU has native bf16 and
+    :func:`cpu_bf16_speedup` measures it at least `BF16_MIN_SPEEDUP` times faster than
+    fp32 on this machine, with these threads (a CPU flag alone is no guide: bf16 trained
+    2.1x faster on an AMD EPYC but 1.23x on an Intel Xeon with AMX, see BENCHMARKS.md);
+    fp32 elsewhere.
     """
     if precision == "fp32":
         return None
@@ -63,6 +67,8 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     if device.type == "cpu" and cpu_has_native_bf16():
+        if measured is not None:
+            return torch.bfloat16 if measured == "bf16" else None
         faster = cpu_bf16_speedup(torch.get_num_threads()) >= BF16_MIN_SPEEDUP
         return torch.bfloat16 if faster else None
     return None
@@ -70,9 +76,9 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
 
 def measured_on_cpu(precision: str, device: torch.device, world_size: int) -> bool:
     """Whether training measures the precision on its own batches
-    (:mod:`attnmt.train.precision`), and inference follows what it found: `auto`, one
-    process, a CPU with native bf16. Elsewhere :func:`resolve_precision` decides (several
-    processes must agree, which one measurement each would not ensure)."""
+    (:mod:`attnmt.train.precision`): `auto`, one process, a CPU with native bf16.
+    Elsewhere :func:`resolve_precision` decides (several processes must agree, which one
+    measurement each would not ensure)."""
     return (
         precision == "auto" and device.type == "cpu" and world_size == 1 and cpu_has_native_bf16()
     )

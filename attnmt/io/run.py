@@ -16,7 +16,7 @@ import torch
 
 from attnmt.config import Config
 from attnmt.data.tokenize import Tokenizer, load_tokenizers
-from attnmt.device import measured_on_cpu, resolve_device, resolve_precision
+from attnmt.device import resolve_device, resolve_precision
 from attnmt.io.checkpoint import find_model_checkpoint, load_checkpoint, model_from_payload
 from attnmt.models.seq2seq import Seq2Seq
 
@@ -40,9 +40,6 @@ class Run:
         payload = load_checkpoint(find_model_checkpoint(Path(run_dir), which))
         model, config = model_from_payload(payload, resolved)
         src_tok, tgt_tok = load_tokenizers(Path(run_dir) / "tokenizer")
-        if measured_on_cpu(config.train.precision, resolved, 1) and "precision" in payload:
-            # what the trainer measured on the run's own batches beats a micro-benchmark
-            dtype = torch.bfloat16 if payload["precision"] == "bf16" else None
-        else:
-            dtype = resolve_precision(config.train.precision, resolved)
+        # what training measured on the run's own batches beats a micro-benchmark
+        dtype = resolve_precision(config.train.precision, resolved, payload.get("precision"))
         return cls(Path(run_dir), model, config, src_tok, tgt_tok, resolved, dtype)

@@ -18,7 +18,7 @@ import torch
 from torch import nn
 
 from attnmt.data.batching import Batch
-from attnmt.device import BF16_MIN_SPEEDUP, autocast, measured_on_cpu
+from attnmt.device import BF16_MIN_SPEEDUP, autocast
 
 PROBE_BATCHES = 4
 """Batches the measurement runs in each precision: the first warms up, the rest are timed."""
@@ -77,6 +77,3 @@ def probe_batches(batches: Sequence[Sized], count: int = PROBE_BATCHES) -> list[
     order = sorted(range(len(batches)), key=lambda i: len(batches[i]))
     first = max(0, min(len(order) // 2 - count // 2, len(order) - count))
     return order[first : first + count]
-
-
-__all__ = ["choose_training_dtype", "measure_bf16_speedup", "measured_on_cpu", "probe_batches"]

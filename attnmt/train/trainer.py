@@ -30,7 +30,7 @@ from torch import Tensor, nn
 
 from attnmt.config import Config
 from attnmt.data.batching import Batch, BatchSampler, make_batch
-from attnmt.device import autocast, resolve_device, resolve_precision
+from attnmt.device import autocast, measured_on_cpu, resolve_device, resolve_precision
 from attnmt.evaluate.evaluation import evaluate_corpus
 from attnmt.models.build import build_model
 from attnmt.models.seq2seq import count_parameters
@@ -100,8 +100,11 @@ class Trainer:
         if train.threads:
             torch.set_num_threads(train.threads)
         self.device = distributed.device_for(self.world, resolve_device(train.device))
-        measure = precision.measured_on_cpu(train.precision, self.device, self.world.size)
-        self.dtype = None if measure else resolve_precision(train.precision, self.device)
+        recorded = checkpoint.get("precision") if checkpoint is not None else None  # resume
+        measure = recorded is None and measured_on_cpu(
+            train.precision, self.device, self.world.size
+        )
+        self.dtype = None if measure else resolve_precision(train.precision, self.device, recorded)
         torch.manual_seed(train.seed)  # the same initial weights on every rank
         self.model = build_model(config.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size)
         self.model.to(self.device)
@@ -133,9 +136,7 @@ class Trainer:
             rank=self.world.rank,
             world_size=self.world.size,
         )
-        if measure and checkpoint is not None and "precision" in checkpoint:  # kept on resume
-            self.dtype = torch.bfloat16 if checkpoint["precision"] == "bf16" else None
-        elif measure:  # bf16 or fp32: what trains faster here, timed on a typical batch
+        if measure:  # bf16 or fp32: what trains faster here, timed on typical batches
             shard = self.sampler.shard(0)
             probe = [
                 make_batch(data.train, shard[i].tolist()) for i in precision.probe_batches(shard)

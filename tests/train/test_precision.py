@@ -66,10 +66,10 @@ def test_auto_follows_the_measured_training_step(
 
 
 def test_explicit_precision_or_several_processes_are_never_measured() -> None:
-    assert not precision.measured_on_cpu("fp32", CPU, 1)
-    assert not precision.measured_on_cpu("bf16", CPU, 1)
-    assert not precision.measured_on_cpu("auto", CPU, 2)
-    assert not precision.measured_on_cpu("auto", torch.device("cuda"), 1)
+    assert not device.measured_on_cpu("fp32", CPU, 1)
+    assert not device.measured_on_cpu("bf16", CPU, 1)
+    assert not device.measured_on_cpu("auto", CPU, 2)
+    assert not device.measured_on_cpu("auto", torch.device("cuda"), 1)
 
 
 def test_a_resumed_run_keeps_its_precision(
