@@ -52,12 +52,12 @@ def resolve_precision(
 ) -> torch.dtype | None:
     """The autocast dtype (None for plain fp32).
 
-    `auto`: bf16 on CUDA devices that support it; on a CPU with native bf16, `measured` where a run
-    recorded it ("bf16" or "fp32": what its training timed on its own batches, see
-    :mod:`attnmt.train.precision`), else bf16 when the CPU has native bf16 and
-    :func:`cpu_bf16_speedup` measures it at least `BF16_MIN_SPEEDUP` times faster than
-    fp32 on this machine, with these threads (a CPU flag alone is no guide: bf16 trained
-    2.1x faster on an AMD EPYC but 1.23x on an Intel Xeon with AMX, see BENCHMARKS.md);
+    `auto`: bf16 on CUDA devices that support it; on a CPU with native bf16, `measured`
+    where a run recorded it ("bf16" or "fp32": what its training timed on its own
+    batches, see :mod:`attnmt.train.precision`), else bf16 when :func:`cpu_bf16_speedup`
+    measures it at least `BF16_MIN_SPEEDUP` times faster than fp32 on this machine, with
+    these threads (a CPU flag alone is no guide: bf16 trained 2.1x faster on an AMD EPYC
+    but 1.23x on an Intel Xeon with AMX, see BENCHMARKS.md);
     fp32 elsewhere.
     """
     if precision == "fp32":
