@@ -38,13 +38,14 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
-BF16_MIN_SPEEDUP = 1.5
+BF16_MIN_SPEEDUP = 1.3
 """On the CPU, `auto` takes bf16 only when it measures at least this much faster than
 fp32. bf16 rounds, and on the CPU it costs memory: oneDNN keeps a compiled kernel for
-every matmul shape it meets, which took the reference model's peak RSS to 1.48x fp32's
-in training and 1.37x in beam search on an Intel Xeon with AMX, for 1.16x and 1.2x the
-speed (BENCHMARKS.md). A measurement at start-up also overstates the gain (1.39x there);
-the AMD EPYC, where bf16 trained 2.1x faster, clears the bar."""
+every matmul shape it meets. With the recurrences kept in fp32 (:mod:`attnmt.nn.rnn`) and
+the output layer in a few fixed shapes, that cost is +7% peak RSS in training for the
+Luong concat model and +18% for Bahdanau's decoder on an Intel Xeon with AMX, where bf16
+trained them 1.35x and 1.15x as fast as fp32 (BENCHMARKS.md): worth it for the first,
+not for the second. The AMD EPYC, where bf16 trained 2.1x faster, clears the bar."""
 
 
 def resolve_precision(

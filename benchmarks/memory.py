@@ -50,7 +50,9 @@ def vm_rss_mb() -> float:
     return float("nan")
 
 
-def child(variant: str, steps: int, run_dir: str, data: Path, threads: int) -> dict[str, float]:
+def child(
+    variant: str, steps: int, run_dir: str, data: Path, threads: int, config_path: Path
+) -> dict[str, float]:
     """Train `steps` steps with `variant`; what the parent records."""
     import attnmt.train.trainer as trainer_module
     from attnmt.train.setup import prepare_data
@@ -60,7 +62,7 @@ def child(variant: str, steps: int, run_dir: str, data: Path, threads: int) -> d
     if precision:
         overrides.append(f"train.precision={precision}")
     overrides += common.multi30k_overrides(data)
-    config = load_config(str(CONFIG), overrides)
+    config = load_config(str(config_path), overrides)
     training = prepare_data(config, lambda message: None)  # tokenizers cached in run_dir
     if variant.startswith("pad"):
         multiple = int(variant[3:])
@@ -108,20 +110,23 @@ def main() -> None:
     parser.add_argument("--variants", nargs="+", default=["plain", "pad8"])
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--data", default=str(DATA))
+    parser.add_argument("--config", default=str(CONFIG), help="the model (default: %(default)s)")
     parser.add_argument("--run-dir", default="/tmp/attnmt_memory")
     parser.add_argument("--no-record", action="store_true", help="print, do not append")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
         torch.set_num_threads(args.threads)
-        result = child(args.child, args.steps, args.run_dir, Path(args.data), args.threads)
+        result = child(
+            args.child, args.steps, args.run_dir, Path(args.data), args.threads, Path(args.config)
+        )
         print("RESULT " + json.dumps(result))
         return
     rows = []
     for variant in args.variants:
         command = [sys.executable, "-m", "benchmarks.memory", "--child", variant]
         command += ["--steps", str(args.steps), "--threads", str(args.threads)]
-        command += ["--data", args.data, "--run-dir", args.run_dir]
+        command += ["--data", args.data, "--run-dir", args.run_dir, "--config", args.config]
         out = subprocess.run(command, capture_output=True, text=True, check=True).stdout
         result = json.loads(out.split("RESULT ", 1)[1])
         print(variant, result, flush=True)
@@ -136,7 +141,8 @@ def main() -> None:
                 f"{result['tgt_tokens_per_s']:,.0f}",
             ),
         ]
-    title = f"Memory: {args.steps} training steps of the reference model, {args.threads} threads"
+    model = "the reference model" if Path(args.config) == CONFIG else Path(args.config).name
+    title = f"Memory: {args.steps} training steps of {model}, {args.threads} threads"
     if args.no_record:
         print("\n".join(f"{name}: {value}" for name, value in rows))
     else:

@@ -4,15 +4,20 @@
     python -m benchmarks.peer                # + 30-min quality runs and decoding (~90 min)
     python -m benchmarks.peer --quick --window-minutes 1 --no-record   # smoke test
 
-Both toolkits train the same reference model on the same data: Multi30k de->en, joint
-sentencepiece BPE 8k, biGRU 2x256 encoder, GRU 512 decoder with Bahdanau attention,
-embeddings 256, dropout 0.3; attnmt from ``configs/multi30k_de_en_bahdanau.yaml``, Joey
-from the peer scripts in ``../shared/peers/joeynmt`` (``setup.sh`` once, then ``run.sh``
-with a budget). Joey lives in its own venv outside the repository, where those scripts
-put it: ``/tmp/venv_joey`` (data and BPE in ``/tmp/joey_m30k``, logs in
-``/tmp/joey_logs/peer_*``). attnmt's runs and logs go to ``--work`` (default
-``/tmp/attnmt_peer/<time>``). Every process gets 2 threads (``OMP_NUM_THREADS=2``) and
-runs alone, one after the other; nothing else should run on the machine.
+Both toolkits train the same model on the same data: Multi30k de->en, joint sentencepiece
+BPE 8k, biGRU 2x256 encoder, GRU 512 decoder, embeddings 256, dropout 0.3, the concat
+(additive) score queried with the decoder's current state and no input feeding. That is
+Joey's RNN decoder with ``attention: bahdanau`` and ``input_feeding: False`` (it calls the
+score Bahdanau's, but its recurrence is Luong's), and attnmt's
+``configs/multi30k_de_en_luong_concat.yaml``. attnmt's ``multi30k_de_en_bahdanau.yaml`` is
+Bahdanau's own decoder (query s_{i-1}, context fed into the RNN), a heavier model:
+``--config`` runs it instead. Joey comes from the peer scripts in ``../shared/peers/joeynmt``
+(``setup.sh`` once, then ``run.sh`` with a budget). Joey lives in its own venv outside the
+repository, where those scripts put it: ``/tmp/venv_joey`` (data and BPE in
+``/tmp/joey_m30k``, logs in ``/tmp/joey_logs/peer_*``). attnmt's runs and logs go to
+``--work`` (default ``/tmp/attnmt_peer/<time>``). Every process gets 2 threads
+(``OMP_NUM_THREADS=2``) and runs alone, one after the other; nothing else should run on
+the machine.
 
 - Training speed: target tokens (EOS counted, padding not) over the seconds of training
   steps, validation and start-up excluded. Joey: the token count of the checkpoint it
@@ -50,7 +55,7 @@ JOEY = common.ROOT.parent / "shared/peers/joeynmt"
 JOEY_LOGS = Path("/tmp/joey_logs")
 JOEY_VENV = Path(os.environ.get("VENV", "/tmp/venv_joey"))
 DATA = common.ROOT.parent / "shared/data/multi30k"
-CONFIG = common.ROOT / "configs/multi30k_de_en_bahdanau.yaml"
+CONFIG = common.ROOT / "configs/multi30k_de_en_luong_concat.yaml"
 JOEY_DATA = Path("/tmp/joey_m30k")  # setup.sh's raw text: both score against the same refs
 THREADS = {"OMP_NUM_THREADS": "2", "MKL_NUM_THREADS": "2", "PYTHONUNBUFFERED": "1"}
 ATTNMT_LOG_EVERY = 20
@@ -199,7 +204,9 @@ def joey_training_seconds(text: str) -> float | None:
 # -------------------------------------------------------------------------- attnmt
 
 
-def attnmt_train(run_dir: Path, minutes: float, validate: bool, data: Path) -> Results:
+def attnmt_train(
+    run_dir: Path, minutes: float, validate: bool, data: Path, config: Path = CONFIG
+) -> Results:
     """``attnmt train`` of the preset for `minutes` of training, in its own process."""
     overrides = [
         f"run_dir={run_dir}",
@@ -216,7 +223,7 @@ def attnmt_train(run_dir: Path, minutes: float, validate: bool, data: Path) -> R
             f"data.{split}.src={data / f'{name}.de.gz'}",
             f"data.{split}.tgt={data / f'{name}.en.gz'}",
         ]
-    command = [sys.executable, "-m", "attnmt", "train", str(CONFIG), "--no-progress"]
+    command = [sys.executable, "-m", "attnmt", "train", str(config), "--no-progress"]
     for item in overrides:
         command += ["--set", item]
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -405,6 +412,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="alternated window pairs")
     parser.add_argument("--minutes", type=float, default=30.0, help="quality budget")
     parser.add_argument("--data", default=str(DATA), help="Multi30k raw data (gz)")
+    parser.add_argument("--config", default=str(CONFIG), help="attnmt's model (%(default)s)")
     parser.add_argument("--work", default=None, help="attnmt runs and logs")
     parser.add_argument("--no-record", action="store_true", help="print, do not append")
     parser.add_argument("--decode-child", help=argparse.SUPPRESS)
@@ -431,7 +439,9 @@ def main() -> None:
             if toolkit == "joey":
                 window = joey_run(f"peer_window{k}", args.window_minutes, decode=False)
             else:
-                window = attnmt_train(work / f"window{k}", args.window_minutes, False, data)
+                window = attnmt_train(
+                    work / f"window{k}", args.window_minutes, False, data, Path(args.config)
+                )
             window["toolkit"] = toolkit
             log(f"  {fmt(window['tok_per_s'])} tok/s, peak RSS {fmt(window['train_rss_mib'])} MiB")
             results["windows"].append(window)
@@ -441,7 +451,7 @@ def main() -> None:
         results["joey"]["quality"] = joey_run("peer_quality", args.minutes, decode=True)
         results["loads"].append(busy_cores())
         log(f"quality: attnmt trains {args.minutes:g} min, then decodes")
-        quality = attnmt_train(work / "quality", args.minutes, True, data)
+        quality = attnmt_train(work / "quality", args.minutes, True, data, Path(args.config))
         for beam in (1, 5):
             quality[f"decode{beam}"] = attnmt_decode(work / "quality", beam)
         results["attnmt"]["quality"] = quality
@@ -450,7 +460,15 @@ def main() -> None:
     runs = [w for w in results["windows"] if w["toolkit"] == "attnmt"]
     runs += [results["attnmt"]["quality"]] if "quality" in results["attnmt"] else []
     chosen = "; ".join(sorted({str(r.get("precision")) for r in runs}))
-    notes = f"{NOTES} attnmt's `train.precision: auto`, as each of its runs measured it: {chosen}."
+    model = (
+        Path(args.config).relative_to(common.ROOT)
+        if Path(args.config).is_absolute()
+        else args.config
+    )
+    notes = (
+        f"attnmt's model: `{model}`. {NOTES} attnmt's `train.precision: auto`, as each of its "
+        f"runs measured it: {chosen}."
+    )
     record(results, table(results), title, notes, not args.no_record)
     log(f"raw figures: {work / 'peer.json'}")
 

@@ -14,6 +14,7 @@ from attnmt.models.seq2seq import Seq2Seq
 from attnmt.special import PAD_ID
 
 LOSS_CHUNK_ROWS = 512  # target positions per chunk of the fused output layer and loss
+LOSS_ROW_MULTIPLE = 64  # the last chunk is padded to a multiple of this many rows
 
 
 def label_smoothed_loss(logits: Tensor, target: Tensor, smoothing: float) -> Tensor:
@@ -96,7 +97,9 @@ def chunked_output_loss(
     + eps / V, the loss is l = -sum_v q_v log p_v and its gradient dl/dz = p - q. Each
     chunk computes its logits, its loss and that gradient at once, turns it into the
     gradients of o, W and b (dl/do = W^T dl/dz, dl/dW = dl/dz o^T, dl/db = dl/dz), and
-    drops its logits. The plain path keeps the (B*T, V) logits, their float copy and
+    drops its logits. Only real target tokens go through the output layer (padding would add
+    nothing to the loss or the gradients), in chunks of a few fixed shapes (:func:`pad_rows`).
+    The plain path keeps the (B*T, V) logits, their float copy and
     their log-softmax alive until backward: about half a gigabyte for a 4,096-token batch
     and 8,000 types. The arithmetic is the same, so it costs no time. Backward then only
     scales the stored gradients. For training only: the gradients are computed whether or
@@ -107,10 +110,27 @@ def chunked_output_loss(
     device_type = hidden.device.type
     if torch.is_autocast_enabled(device_type):  # the dtype autocast gives the plain path
         hidden = hidden.to(torch.get_autocast_dtype(device_type))
-    flat_hidden = hidden.flatten(0, 1)  # (B*T, H)
+    flat_target = target.flatten()  # (B*T,)
+    real = (flat_target != PAD_ID).nonzero().squeeze(1)  # (N,) the real target tokens
+    rows = pad_rows(real.numel(), chunk_rows)
+    index = F.pad(real, (0, rows - real.numel()))  # padding rows repeat row 0, masked below
+    real_hidden = hidden.flatten(0, 1).index_select(0, index)  # (rows, H)
+    real_target = F.pad(flat_target.index_select(0, real), (0, rows - real.numel()), value=PAD_ID)
     return _ChunkedOutputLoss.apply(
-        flat_hidden, generator.weight, generator.bias, target.flatten(), smoothing, chunk_rows
+        real_hidden, generator.weight, generator.bias, real_target, smoothing, chunk_rows
     )
+
+
+def pad_rows(count: int, chunk_rows: int) -> int:
+    """Rows the fused loss computes for `count` real tokens: full chunks of `chunk_rows`,
+    and a last chunk rounded up to a multiple of LOSS_ROW_MULTIPLE. So the output layer's
+    matmuls take a handful of shapes rather than one per batch; on the CPU every new shape
+    is a new oneDNN kernel, kept in its cache (in bf16 with its own copy of the weights)."""
+    last = count % chunk_rows
+    if last == 0:
+        return count
+    multiple = min(LOSS_ROW_MULTIPLE, chunk_rows)
+    return count - last + min(chunk_rows, -(-last // multiple) * multiple)
 
 
 def scheduled_sampling_log_probs(model: Seq2Seq, batch: Batch, gold_ratio: float) -> Tensor:

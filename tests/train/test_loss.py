@@ -95,3 +95,19 @@ def test_training_forward_chunked_equals_plain(
         scale = want.abs().max().clamp(min=1e-6)
         assert (grads[name] - want).abs().max() <= grad_tolerance * scale, name
         assert grads[name].dtype == want.dtype, name
+
+
+@pytest.mark.parametrize("chunk_rows", [1, 7, 64, 512])
+def test_the_fused_loss_computes_few_shapes_and_every_real_token(chunk_rows: int) -> None:
+    """pad_rows covers every real token, adds less than one multiple of padding, and
+    gives full chunks plus a last chunk from a small set of sizes."""
+    from attnmt.train.loss import LOSS_ROW_MULTIPLE, pad_rows
+
+    multiple = min(LOSS_ROW_MULTIPLE, chunk_rows)
+    last_sizes = set()
+    for count in range(1, 3000):
+        rows = pad_rows(count, chunk_rows)
+        assert count <= rows < count + multiple
+        last_sizes.add(rows % chunk_rows or chunk_rows)
+        assert (rows % chunk_rows) % multiple == 0
+    assert len(last_sizes) <= chunk_rows // multiple
