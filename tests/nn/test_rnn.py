@@ -32,3 +32,10 @@ def test_cpu_autocast_leaves_the_recurrence_in_fp32(gen: torch.Generator, kind: 
             got, want = got.data, want.data
         assert got.dtype == torch.float32
         torch.testing.assert_close(got, want, rtol=0, atol=0)
+
+
+def test_one_step_outputs_have_standard_strides(gen: torch.Generator) -> None:
+    """A batch-first one-step output comes back with the strides of a fresh tensor."""
+    rnn = make_rnn("gru", 6, 5, layers=1, dropout=0.0, bidirectional=False)
+    output, _ = rnn(torch.randn(3, 1, 6, generator=gen))
+    assert output.stride() == torch.empty(3, 1, 5).stride()
