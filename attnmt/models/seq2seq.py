@@ -20,9 +20,11 @@ from __future__ import annotations
 
 from typing import Any, Protocol
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from attnmt.device import fp32_on_cpu
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -71,15 +73,19 @@ class Seq2Seq(nn.Module):
 
     def encode(self, src: Tensor, src_lengths: Tensor) -> Any:
         """Run the encoder and what the decoder precomputes (keys), once per sentence."""
-        return self._decoder.prepare(self.encoder(src, src_lengths))
+        with fp32_on_cpu():
+            return self._decoder.prepare(self.encoder(src, src_lengths))
 
     def init_state(self, enc: Any) -> Any:
-        return self._decoder.init_state(enc)
+        with fp32_on_cpu():
+            return self._decoder.init_state(enc)
 
     def step(self, tokens: Tensor, enc: Any, state: Any) -> tuple[Tensor, Tensor | None, Any]:
         """Previous tokens (B,) -> log-probabilities (B, V) in float32, attention (B, S)."""
-        output, weights, state = self._decoder.step(tokens, enc, state)
-        log_probs = F.log_softmax(self.generator(output).float(), dim=-1)
+        with fp32_on_cpu():
+            output, weights, state = self._decoder.step(tokens, enc, state)
+        logits = self.generator(output)  # (B, V), bf16 under autocast
+        log_probs = F.log_softmax(logits, dim=-1, dtype=torch.float32)  # no float copy first
         return log_probs, head_mean(weights), state
 
     def forward(
@@ -96,7 +102,8 @@ class Seq2Seq(nn.Module):
         """Teacher forcing up to the output layer: o_t (B, T, H) and every head's
         attention weights, for a loss that applies ``generator`` itself (in chunks)."""
         enc = self.encode(src, src_lengths)
-        output, weights, _ = self._decoder(tgt_in, enc, self.init_state(enc))
+        with fp32_on_cpu():
+            output, weights, _ = self._decoder(tgt_in, enc, self.init_state(enc))
         return output, weights
 
     def attention_maps(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> dict[str, Tensor]:

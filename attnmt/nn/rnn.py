@@ -10,60 +10,36 @@ from typing import Any
 
 import torch
 from torch import Tensor, nn
-from torch.nn.utils.rnn import PackedSequence
 
 RNNState = Tensor | tuple[Tensor, Tensor]
 
 
-def _float(value: object) -> object:
-    """fp32 copies of the tensors in an RNN input or state (packed sequences included)."""
-    if isinstance(value, PackedSequence):
-        return value._replace(data=value.data.float())
-    if isinstance(value, tuple):
-        return tuple(_float(v) for v in value)
-    return value.float() if isinstance(value, Tensor) else value
-
-
-class _Float32OnCPU:
-    """The recurrence runs in fp32 under CPU autocast (outputs and states come out fp32),
-    and a padded output comes back with standard strides.
-
-    Under bf16 autocast the CPU runs an RNN as one small matmul per time step, and oneDNN
-    compiles and caches a kernel per matmul shape. The shapes follow the batch size and,
-    for packed sequences, every step's count of unfinished sentences, so a training run
-    meets hundreds of them: on an Intel Xeon with AMX the cache grew the reference model's
-    training peak RSS from 1,567 to 1,941 MB for a 5% gain in speed (BENCHMARKS.md,
-    "Recurrences in fp32 under CPU autocast"). The layers around the RNN (attention,
-    projections, the output layer) still run in bf16.
+class _StandardStrides:
+    """A padded output comes back with standard strides.
 
     A batch-first RNN returns its (T, B, H) result transposed. For one step (T = 1) the
     strides (H, B·H, 1) still count as contiguous, but under CPU bf16 autocast a linear
     layer on them ran as a batched matmul over a copy of its weight per row: 140 ms
-    against 0.7 ms for 500 rows of 512, which made Luong decoding several times slower.
+    against 0.7 ms for 500 rows of 512, which made Luong decoding 3.5x slower.
     """
 
     def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 (nn.RNNBase's name)
-        data = input.data if isinstance(input, PackedSequence) else input
-        if data.device.type == "cpu" and torch.is_autocast_enabled("cpu"):
-            with torch.autocast("cpu", enabled=False):
-                output, state = super().forward(_float(input), _float(hx))  # type: ignore[misc]
-        else:
-            output, state = super().forward(input, hx)  # type: ignore[misc]
+        output, state = super().forward(input, hx)  # type: ignore[misc]
         if isinstance(output, Tensor):
             output = output.view(output.shape)  # standard strides
         return output, state
 
 
-class GRU(_Float32OnCPU, nn.GRU):
-    """nn.GRU, in fp32 under CPU autocast."""
+class GRU(_StandardStrides, nn.GRU):
+    """nn.GRU, with standard output strides."""
 
 
-class LSTM(_Float32OnCPU, nn.LSTM):
-    """nn.LSTM, in fp32 under CPU autocast."""
+class LSTM(_StandardStrides, nn.LSTM):
+    """nn.LSTM, with standard output strides."""
 
 
-class RNN(_Float32OnCPU, nn.RNN):
-    """nn.RNN (tanh), in fp32 under CPU autocast."""
+class RNN(_StandardStrides, nn.RNN):
+    """nn.RNN (tanh), with standard output strides."""
 
 
 RNN_CLASSES: dict[str, Callable[..., nn.RNNBase]] = {"rnn": RNN, "gru": GRU, "lstm": LSTM}
@@ -72,8 +48,7 @@ RNN_CLASSES: dict[str, Callable[..., nn.RNNBase]] = {"rnn": RNN, "gru": GRU, "ls
 def make_rnn(
     kind: str, input_size: int, hidden_size: int, layers: int, dropout: float, bidirectional: bool
 ) -> nn.RNNBase:
-    """A batch-first recurrent layer stack; dropout applies between layers only. It runs in
-    fp32 under CPU autocast (:class:`_Float32OnCPU`)."""
+    """A batch-first recurrent layer stack; dropout applies between layers only."""
     if kind not in RNN_CLASSES:
         raise ValueError(f"unknown rnn {kind!r}; choose one of {', '.join(RNN_CLASSES)}")
     return RNN_CLASSES[kind](

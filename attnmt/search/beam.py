@@ -76,12 +76,20 @@ class Candidates:
 
     @classmethod
     def top(cls, scores: Tensor, log_probs: Tensor, beam: int) -> Candidates:
-        """scores (N*K,) of the live rows, log_probs (N*K, V) of their next token."""
+        """scores (N*K,) of the live rows, log_probs (N*K, V) of their next token.
+
+        A sentence's 2K best extensions are among the 2K best tokens of each of its rows
+        (a row's score adds the same to all its tokens), so the top-k runs per row over
+        V, and then per sentence over those K * 2K: the same candidates as a top-k over
+        all K * V, without adding the scores to every (row, token)."""
         rows, vocab = log_probs.shape
-        total = (scores.unsqueeze(1) + log_probs).view(rows // beam, beam * vocab)  # (N, K*V)
+        width = min(2 * beam, vocab)
+        row_best, row_tokens = log_probs.topk(width, dim=1)  # (N*K, 2K)
+        total = (scores.unsqueeze(1) + row_best).view(rows // beam, beam * width)  # (N, K*2K)
         best, flat = total.topk(2 * beam, dim=1)  # (N, 2K)
         first_row = torch.arange(0, rows, beam, device=flat.device).unsqueeze(1)  # (N, 1)
-        return cls(best, first_row + flat // vocab, flat % vocab)
+        tokens = row_tokens.view(rows // beam, beam * width).gather(1, flat)
+        return cls(best, first_row + flat // width, tokens)
 
     def ending(self, eos_id: int, beam: int) -> Tensor:
         """(N, 2K) bool: finite EOS candidates among the K best finish."""

@@ -49,7 +49,7 @@ def pretend(monkeypatch: pytest.MonkeyPatch, speedup: float) -> list[int]:
 
 @pytest.mark.parametrize(
     ("speedup", "expected"),
-    [(2.1, torch.bfloat16), (BF16_MIN_SPEEDUP, torch.bfloat16), (1.16, None), (0.8, None)],
+    [(2.1, torch.bfloat16), (BF16_MIN_SPEEDUP, torch.bfloat16), (1.1, None), (0.8, None)],
 )
 def test_auto_follows_the_measured_training_step(
     task: Path,
@@ -118,3 +118,31 @@ def test_decoding_follows_what_training_measured(
         run_dir = tmp_path / f"run-{speedup}"
         Trainer.setup(config(task, run_dir), progress_bar=False, log=lambda _: None).run()
         assert Run.load(run_dir, "last", device="cpu").dtype == expected
+
+
+@pytest.mark.parametrize("decoder", ["bahdanau", "luong"])
+def test_cpu_autocast_runs_only_the_output_layer_in_bf16(decoder: str) -> None:
+    """Under CPU bf16 autocast the encoder and decoder compute exactly what they compute in
+    fp32 (so their matmuls meet oneDNN's per-shape bf16 kernels nowhere), and the output
+    layer's logits come out in bf16, teacher-forced and step by step."""
+    from attnmt.models.build import build_model
+
+    cfg = build_config(
+        [("test", {"model": {"embed_dim": 8, "hidden_dim": 16, "decoder": decoder}})]
+    ).model
+    model = build_model(cfg, src_vocab_size=30, tgt_vocab_size=30).eval()
+    src = torch.randint(4, 30, (3, 6))
+    lengths = torch.tensor([6, 4, 5])
+    tgt_in = torch.randint(4, 30, (3, 5))
+    want, _ = model.decoder_outputs(src, lengths, tgt_in)
+    enc = model.encode(src, lengths)
+    want_step = model.step(tgt_in[:, 0], enc, model.init_state(enc))[0]
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, _ = model.decoder_outputs(src, lengths, tgt_in)
+        logits, _ = model(src, lengths, tgt_in)
+        enc = model.encode(src, lengths)
+        got_step = model.step(tgt_in[:, 0], enc, model.init_state(enc))[0]
+    assert got.dtype == torch.float32 and logits.dtype == torch.bfloat16
+    torch.testing.assert_close(got, want, rtol=0, atol=0)
+    assert got_step.dtype == torch.float32  # log-probabilities of bf16 logits
+    torch.testing.assert_close(got_step, want_step, rtol=0.02, atol=0.05)
