@@ -133,8 +133,8 @@ def fp32_on_cpu() -> Iterator[None]:
     packed RNN every step's count of unfinished sentences): on an Intel Xeon with AMX
     training the reference model reached 1,921 MiB peak RSS in 160 steps with bf16
     everywhere, against 1,570 in fp32 and 1,664 with bf16 in the output layer only, which
-    trained as fast (4,838 against 4,785 target tokens/s; BENCHMARKS.md, "bf16 on the CPU:
-    the output layer only"). The output layer, a quarter to a half of a step, runs in a
+    trained as fast (4,838 against 4,785 target tokens/s; BENCHMARKS.md, "Issue 11, second
+    pass"). The output layer, a quarter to a half of a step, runs in a
     few fixed shapes (:func:`attnmt.train.loss.pad_rows`). CUDA autocast is unaffected.
     """
     if torch.is_autocast_enabled("cpu"):

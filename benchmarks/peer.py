@@ -460,11 +460,7 @@ def main() -> None:
     runs = [w for w in results["windows"] if w["toolkit"] == "attnmt"]
     runs += [results["attnmt"]["quality"]] if "quality" in results["attnmt"] else []
     chosen = "; ".join(sorted({str(r.get("precision")) for r in runs}))
-    model = (
-        Path(args.config).relative_to(common.ROOT)
-        if Path(args.config).is_absolute()
-        else args.config
-    )
+    model = os.path.relpath(args.config, common.ROOT)  # never raises, unlike relative_to
     notes = (
         f"attnmt's model: `{model}`. {NOTES} attnmt's `train.precision: auto`, as each of its "
         f"runs measured it: {chosen}."

@@ -29,8 +29,9 @@ from torch import Tensor
 
 
 def hidden_layer(query: Tensor, keys: Tensor) -> Tensor:
-    """a = tanh(q_t + k_j): queries (B, T, A) and keys (B, S, A) -> (B, T, S, A)."""
-    return torch.tanh(query.unsqueeze(2) + keys.unsqueeze(1))
+    """a = tanh(q_t + k_j): queries (B, T, A) and keys (B, S, A) -> (B, T, S, A).
+    The tanh overwrites the fresh sum, so only one such tensor is ever allocated."""
+    return (query.unsqueeze(2) + keys.unsqueeze(1)).tanh_()
 
 
 def additive_scores_plain(query: Tensor, keys: Tensor, v_a: Tensor) -> Tensor:
@@ -44,12 +45,12 @@ class _AdditiveScores(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, query: Tensor, keys: Tensor, v_a: Tensor) -> Tensor:
         ctx.save_for_backward(query, keys, v_a)
-        return (query.unsqueeze(2) + keys.unsqueeze(1)).tanh_() @ v_a  # (B, T, S)
+        return additive_scores_plain(query, keys, v_a)
 
     @staticmethod
     def backward(ctx: Any, grad_scores: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         query, keys, v_a = ctx.saved_tensors
-        hidden = (query.unsqueeze(2) + keys.unsqueeze(1)).tanh_()  # a: (B, T, S, A), again
+        hidden = hidden_layer(query, keys)  # a: (B, T, S, A), again
         g = grad_scores.to(hidden.dtype)  # (B, T, S)
         grad_v = g.reshape(1, -1) @ hidden.reshape(-1, hidden.size(-1))  # (1, A)
         if hidden.dtype not in (torch.float32, torch.float64):
