@@ -89,7 +89,9 @@ def start(
     """Encode once, then repeat each sentence `copies` times (beams or samples): empty
     paths with score 0, the encoder output and the first decoder state, B*copies rows."""
     sentence = torch.arange(src.size(0), device=src.device).repeat_interleave(copies)
-    enc = model.encode(src, src_lengths).index_select(sentence)  # (B*copies, ...)
+    enc = model.encode(src, src_lengths)
+    if copies > 1:  # one copy is the encoder output itself: no (B, S, ...) copies to make
+        enc = enc.index_select(sentence)  # (B*copies, ...)
     scores = torch.zeros(len(sentence), device=src.device)
     paths = Paths(sentence, sentence.new_zeros(len(sentence), 0), scores, None)
     return paths, enc, model.init_state(enc)
