@@ -327,8 +327,8 @@ class DecodeConfig(_Section):
     batch_tokens: int = Field(4000, ge=1)
     """Source-token budget of a decoding batch, counted once per beam (at beam 5 a batch
     holds about batch_tokens / 5 source tokens). On the Multi30k reference model, 4,000
-    decoded beam 5 as fast as 8,000 in 100 MB less peak RSS, and greedy 5% slower in 35 MB
-    less (BENCHMARKS.md)."""
+    decoded beam 5 as fast as 8,000 in about 100 MB less peak RSS, and greedy 4% slower in
+    about 40 MB less (BENCHMARKS.md, "Issue 11, third pass")."""
     sample: bool = False
     """Sample instead of searching."""
     temperature: float = Field(1.0, gt=0)

@@ -103,7 +103,7 @@ class Seq2Seq(nn.Module):
         attention weights, for a loss that applies ``generator`` itself (in chunks)."""
         enc = self.encode(src, src_lengths)
         with fp32_on_cpu():
-            output, weights, _ = self._decoder(tgt_in, enc, self.init_state(enc))
+            output, weights, _ = self._decoder(tgt_in, enc, self._decoder.init_state(enc))
         return output, weights
 
     def attention_maps(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> dict[str, Tensor]:
