@@ -1,4 +1,6 @@
-"""Device, precision and thread choices."""
+"""Device and precision choices: where a run computes, and whether in fp32 or bf16
+autocast (:func:`training_precision` for training, :func:`resolve_precision` for a
+resumed or loaded run)."""
 
 from __future__ import annotations
 
@@ -6,8 +8,9 @@ import contextlib
 import functools
 import math
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Literal
 
 import torch
 
@@ -38,24 +41,38 @@ def cpu_has_native_bf16() -> bool:
     return "avx512_bf16" in flags or "amx_bf16" in flags
 
 
+# ---------------------------------------------------------------------------
+# Precision: the one place that decides fp32 or bf16 autocast, for training, for a
+# resumed run and for a loaded run.
+
+Precision = Literal["fp32", "bf16"]
+"""What a run trained in, as its checkpoint header records it."""
+
 BF16_MIN_SPEEDUP = 1.15
 """On the CPU, `auto` takes bf16 only when it measures at least this much faster than
 fp32: bf16 rounds, and on the CPU it costs some memory (oneDNN keeps a compiled kernel
 per matmul shape; :func:`fp32_on_cpu` keeps that to the output layer's few shapes)."""
 
 
-def resolve_precision(
-    precision: str, device: torch.device, measured: str | None = None
-) -> torch.dtype | None:
-    """The autocast dtype (None for plain fp32).
+def precision_name(dtype: torch.dtype | None) -> Precision:
+    """The name a checkpoint records for an autocast dtype (None is fp32)."""
+    return "fp32" if dtype is None else "bf16"
 
-    `auto`: bf16 on CUDA devices that support it; on a CPU with native bf16, `measured`
-    where a run recorded it ("bf16" or "fp32": what its training timed on its own
-    batches, see :mod:`attnmt.train.precision`), else bf16 when :func:`cpu_bf16_speedup`
-    measures it at least `BF16_MIN_SPEEDUP` times faster than fp32 on this machine, with
-    these threads (a CPU flag alone is no guide: bf16 trained 2.1x faster on an AMD EPYC
-    but 1.23x on an Intel Xeon with AMX, see BENCHMARKS.md);
-    fp32 elsewhere.
+
+def resolve_precision(
+    precision: str, device: torch.device, recorded: Precision | None = None
+) -> torch.dtype | None:
+    """The autocast dtype (None for plain fp32) of a loaded or resumed run, and of a
+    training run that does not time its own batches (see :func:`training_precision`).
+
+    `fp32` and `bf16` are taken as they are. `auto`:
+
+    - CUDA: bf16 where the GPU supports it, else fp32;
+    - a CPU with native bf16: `recorded` where the run's checkpoint has it (what its
+      training timed on its own batches), else bf16 when :func:`cpu_bf16_speedup`
+      measures it at least `BF16_MIN_SPEEDUP` times faster than fp32 on this machine,
+      with these threads (a CPU flag alone is no guide, see BENCHMARKS.md);
+    - elsewhere (MPS, CPUs without native bf16): fp32.
     """
     if precision == "fp32":
         return None
@@ -64,29 +81,49 @@ def resolve_precision(
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else None
     if device.type == "cpu" and cpu_has_native_bf16():
-        if measured is not None:
-            return torch.bfloat16 if measured == "bf16" else None
+        if recorded is not None:
+            return torch.bfloat16 if recorded == "bf16" else None
         faster = cpu_bf16_speedup(torch.get_num_threads()) >= BF16_MIN_SPEEDUP
         return torch.bfloat16 if faster else None
     return None
 
 
-def measured_on_cpu(precision: str, device: torch.device, world_size: int) -> bool:
-    """Whether training measures the precision on its own batches
-    (:mod:`attnmt.train.precision`): `auto`, one process, a CPU with native bf16.
-    Elsewhere :func:`resolve_precision` decides (several processes must agree, which one
-    measurement each would not ensure)."""
-    return (
-        precision == "auto" and device.type == "cpu" and world_size == 1 and cpu_has_native_bf16()
+def training_precision(
+    precision: str,
+    device: torch.device,
+    world_size: int,
+    recorded: Precision | None,
+    time_own_batches: Callable[[], float],
+    log: Callable[[str], None],
+) -> torch.dtype | None:
+    """The autocast dtype of a training run; `recorded` is what the checkpoint it
+    resumes from recorded (None for a new run).
+
+    A new one-process run with `auto` on a CPU with native bf16 calls
+    `time_own_batches()` (fp32 time over bf16 time of its own model on its own batches,
+    :mod:`attnmt.train.precision`), takes bf16 when that is at least `BF16_MIN_SPEEDUP`
+    and says which, and why, in one line. Every other run goes by
+    :func:`resolve_precision`: a resumed run keeps what it recorded, and several
+    processes do not time their own batches (one measurement each might disagree).
+    """
+    times_own = precision == "auto" and device.type == "cpu" and world_size == 1
+    if recorded is not None or not times_own or not cpu_has_native_bf16():
+        return resolve_precision(precision, device, recorded)
+    speedup = time_own_batches()
+    chosen = torch.bfloat16 if speedup >= BF16_MIN_SPEEDUP else None
+    log(
+        f"precision auto: bf16 autocast trained {speedup:.2f}x as fast as fp32 "
+        f"on this machine (bf16 needs {BF16_MIN_SPEEDUP}x): {precision_name(chosen)}"
     )
+    return chosen
 
 
 @functools.cache
 def cpu_bf16_speedup(threads: int) -> float:
     """fp32 time over bf16-autocast time of a small training step shaped like the
     reference model's decoder (a GRU 768->512 over 2 steps and a 512->8000 output layer
-    with log-softmax, batch 64, forward and backward): about 0.2 s on an idle machine,
-    once per process and thread count. The best of 3 alternated runs of each, so that a
+    with log-softmax, batch 64, forward and backward): a fraction of a second, once per
+    process and thread count. The best of 3 alternated runs of each, so that a
     busy machine errs little. `threads` is the cache key; the measurement uses torch's
     current setting."""
     generator = torch.Generator().manual_seed(0)
@@ -130,12 +167,11 @@ def fp32_on_cpu() -> Iterator[None]:
 
     oneDNN compiles and caches a bf16 kernel for every matmul shape it meets, and an
     encoder and decoder meet new shapes with every batch (batch size, lengths, and in a
-    packed RNN every step's count of unfinished sentences): on an Intel Xeon with AMX
-    training the reference model reached 1,921 MiB peak RSS in 160 steps with bf16
-    everywhere, against 1,570 in fp32 and 1,664 with bf16 in the output layer only, which
-    trained as fast (4,838 against 4,785 target tokens/s; BENCHMARKS.md, "Issue 11, second
-    pass"). The output layer, a quarter to a half of a step, runs in a
-    few fixed shapes (:func:`attnmt.train.loss.pad_rows`). CUDA autocast is unaffected.
+    packed RNN every step's count of unfinished sentences), so bf16 everywhere makes the
+    peak memory grow while training no faster than bf16 in the output layer alone
+    (BENCHMARKS.md, "Issue 11, second pass"). The output layer, a large part of a step,
+    runs in a few fixed shapes (:func:`attnmt.train.loss.pad_rows`). CUDA autocast is
+    unaffected.
     """
     if torch.is_autocast_enabled("cpu"):
         with torch.autocast("cpu", enabled=False):

@@ -34,7 +34,8 @@ from attnmt.data.text import read_parallel
 from attnmt.errors import UserError
 from attnmt.evaluate.metrics import corpus_metrics
 from attnmt.models.seq2seq import Seq2Seq, count_parameters
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.schema import Translation
+from attnmt.translate.translator import Translator
 from benchmarks import common
 
 TEST = "test_2016_flickr"
@@ -55,6 +56,12 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--limit", type=int, help="decode only the first N sentences")
     parser.add_argument("--profile", action="store_true", help="profile beam 5, batched")
     parser.add_argument("--no-record", action="store_true", help="print, do not append")
+    parser.add_argument(
+        "--outputs",
+        metavar="DIR",
+        help="also write each search's outputs (text and score per line) here, to check "
+        "that two versions of attnmt decode byte for byte the same",
+    )
     return parser.parse_args()
 
 
@@ -92,16 +99,30 @@ def speed_rows(
     ]
 
 
+def write_outputs(directory: str | None, name: str, results: list[Translation]) -> None:
+    """One line per sentence, text and score (repr: every bit), for a byte comparison."""
+    if directory is None:
+        return
+    Path(directory).mkdir(parents=True, exist_ok=True)
+    lines = "".join(f"{result.text}\t{result.score!r}\n" for result in results)
+    Path(directory, name.replace(" ", "_") + ".txt").write_text(lines, encoding="utf-8")
+
+
 def measure(
-    translator: Translator, sources: list[str], references: list[str]
+    translator: Translator,
+    sources: list[str],
+    references: list[str],
+    outputs: str | None = None,
 ) -> list[tuple[str, str]]:
     """Rows for BENCHMARKS.md: speed and BLEU of each search, batched and one at a time."""
     rows = []
     for label, beam in SEARCHES:
         results, seconds = batched(translator, sources, beam)
         rows += speed_rows(f"{label}, batched", results, seconds, references)
+        write_outputs(outputs, f"{label} batched", results)
         results, latencies = one_at_a_time(translator, sources, beam)
         rows += speed_rows(f"{label}, one at a time", results, sum(latencies), references)
+        write_outputs(outputs, f"{label} one", results)
         deciles = statistics.quantiles(latencies, n=10)
         rows.append(
             (
@@ -153,7 +174,7 @@ def main() -> None:
         ("test set", f"{Path(args.src).name}, {len(sources):,} sentences"),
         ("load time", f"{load_seconds:.2f} s"),
         ("machine load average (1 min) before", f"{load_before:.2f}"),
-        *measure(translator, sources, references),
+        *measure(translator, sources, references, args.outputs),
         ("peak RSS", f"{common.peak_rss_mb():,.0f} MB"),
     ]
     title = f"Decoding {Path(args.src).name} with {Path(args.model).name}, {args.threads} threads"

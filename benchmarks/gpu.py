@@ -29,7 +29,7 @@ from typing import Any
 
 import torch
 
-from attnmt.config import Config, load_config
+from attnmt.config import Config, decode_options, load_config
 from attnmt.data.batching import BatchSampler, make_batch
 from attnmt.evaluate.evaluation import evaluate_split
 from attnmt.io.run import Run
@@ -80,7 +80,9 @@ def train_preset(preset: Path, args: argparse.Namespace, stamp: str) -> list[tup
         rows.append((f"{preset.stem}: peak GPU memory", f"{peak:.1f} GiB"))
     run = Run.load(run_dir, device=args.device)
     for beam in (1, 5):
-        evaluation = evaluate_split(run, run.config.data.test, loss=False, beam=beam)
+        evaluation = evaluate_split(
+            run, run.config.data.test, decode_options(run.config.decode, {"beam": beam}), loss=False
+        )
         rate = len(evaluation.translations) / evaluation.decode_seconds
         label = "greedy" if beam == 1 else f"beam {beam}"
         rows.append(

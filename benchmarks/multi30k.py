@@ -14,7 +14,7 @@ from pathlib import Path
 
 import torch
 
-from attnmt.config import load_config
+from attnmt.config import decode_options, load_config
 from attnmt.evaluate.evaluation import evaluate_split
 from attnmt.io.run import Run
 from attnmt.models.seq2seq import count_parameters
@@ -67,7 +67,9 @@ def main() -> None:
         ("best dev BLEU (greedy) at step", f"{summary.best_step}"),
     ]
     for beam in (1, 5):
-        evaluation = evaluate_split(run, config.data.test, loss=False, beam=beam)
+        evaluation = evaluate_split(
+            run, config.data.test, decode_options(run.config.decode, {"beam": beam}), loss=False
+        )
         scores, seconds = evaluation.scores, evaluation.decode_seconds
         label = "greedy" if beam == 1 else f"beam {beam}"
         rows += [

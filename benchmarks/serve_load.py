@@ -30,6 +30,7 @@ import tempfile
 import threading
 import time
 import urllib.request
+from dataclasses import replace
 from itertools import islice
 from pathlib import Path
 from typing import Any
@@ -38,7 +39,7 @@ import torch
 
 from attnmt.config import build_config
 from attnmt.data.tokenize import WordTokenizer, save_tokenizers
-from attnmt.io.checkpoint import save_checkpoint
+from attnmt.io.checkpoint import Checkpoint, CheckpointHeader, save_checkpoint
 from attnmt.models.build import build_model
 from attnmt.models.seq2seq import count_parameters
 from benchmarks import common
@@ -66,13 +67,9 @@ def random_run(directory: Path) -> tuple[Path, int]:
     config = build_config([("benchmark", overrides)])
     torch.manual_seed(0)
     model = build_model(config.model, src_tok.vocab_size, tgt_tok.vocab_size)
-    payload = {
-        "config": config.to_dict(),
-        "src_vocab_size": src_tok.vocab_size,
-        "tgt_vocab_size": tgt_tok.vocab_size,
-        "model": model.state_dict(),
-    }
-    save_checkpoint(directory / "checkpoints" / "best.pt", payload)
+    header = CheckpointHeader.of_run(config, src_tok, tgt_tok, None, step=None)
+    header = replace(header, precision=None)  # untrained: `auto` measures, as it did
+    save_checkpoint(directory / "checkpoints" / "best.pt", Checkpoint(header, model.state_dict()))
     return directory, count_parameters(model)
 
 

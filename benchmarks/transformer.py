@@ -33,7 +33,7 @@ AVERAGE_LAST = 5  # checkpoints averaged for the Transformer's extra row
 def train_and_measure(args: argparse.Namespace) -> dict[str, Any]:
     """In the child process: train one preset, evaluate it, measure it."""
     from attnmt.cli.average import average_run
-    from attnmt.config import load_config
+    from attnmt.config import decode_options, load_config
     from attnmt.evaluate.evaluation import evaluate_split
     from attnmt.io.checkpoint import step_checkpoints
     from attnmt.io.run import Run
@@ -62,7 +62,9 @@ def train_and_measure(args: argparse.Namespace) -> dict[str, Any]:
         "best_step": summary.best_step,
     }
     for beam in (1, 5):
-        evaluation = evaluate_split(run, run.config.data.test, loss=False, beam=beam)
+        evaluation = evaluate_split(
+            run, run.config.data.test, decode_options(run.config.decode, {"beam": beam}), loss=False
+        )
         result[f"bleu_{beam}"] = evaluation.scores["bleu"]
         result[f"chrf_{beam}"] = evaluation.scores["chrf"]
         result[f"sents_per_s_{beam}"] = len(evaluation.references) / evaluation.decode_seconds
@@ -71,7 +73,12 @@ def train_and_measure(args: argparse.Namespace) -> dict[str, Any]:
         if last >= 2:
             average_run(Path(args.run_dir), last)
             averaged = Run.load(args.run_dir, which="averaged", device="cpu")
-            evaluation = evaluate_split(averaged, run.config.data.test, loss=False, beam=5)
+            evaluation = evaluate_split(
+                averaged,
+                run.config.data.test,
+                decode_options(run.config.decode, {"beam": 5}),
+                loss=False,
+            )
             result["averaged"] = last
             result["bleu_avg_5"] = evaluation.scores["bleu"]
             result["chrf_avg_5"] = evaluation.scores["chrf"]

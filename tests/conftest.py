@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import torch
 
-from attnmt.config import DecodeConfig, ModelConfig
+from attnmt.config import DecodeOptions, ModelConfig
 from attnmt.nn.scores import SCORES
 from attnmt.nn.windows import WINDOWS
 from attnmt.search.beam import beam_search
@@ -76,13 +76,13 @@ def gen() -> torch.Generator:
     return torch.Generator().manual_seed(0)
 
 
-def settings(**overrides: Any) -> DecodeConfig:
+def settings(**overrides: Any) -> DecodeOptions:
     """Decode settings with every rule off unless given: no length ratios, min_len 0,
     no length or coverage penalty, beam 1."""
     rules_off: dict[str, Any] = dict(
         beam=1, min_len=0, max_len_ratio=math.inf, alpha=0.0, beta=0.0, batch_tokens=10_000
     )
-    return DecodeConfig(**{**rules_off, **overrides})
+    return DecodeOptions(**{**rules_off, **overrides})
 
 
 SEARCHES = {  # every search, with settings that exercise its rules; shared by the model families
@@ -92,7 +92,11 @@ SEARCHES = {  # every search, with settings that exercise its rules; shared by t
         m, s, l, settings(beam=3, n_best=2, max_len=12, alpha=1.0, beta=0.4, no_repeat_ngram=2)
     ),
     "sample": lambda m, s, l: sample(
-        m, s, l, settings(max_len=12, n_best=2, top_k=5), generator=torch.Generator().manual_seed(3)
+        m,
+        s,
+        l,
+        settings(max_len=12, n_best=2, top_k=5, sample=True),
+        generator=torch.Generator().manual_seed(3),
     ),
 }
 

@@ -10,7 +10,7 @@ import torch
 from attnmt.config import build_config
 from attnmt.data.synthetic import generate
 from attnmt.data.tokenize import WordTokenizer, save_tokenizers
-from attnmt.io.checkpoint import save_checkpoint
+from attnmt.io.checkpoint import Checkpoint, CheckpointHeader, save_checkpoint
 from attnmt.models.build import build_model
 from attnmt.special import EOS_ID
 
@@ -41,11 +41,6 @@ def make_run(
         for param in model.parameters():
             param.normal_(0.0, 1.0)
         model.generator.bias[EOS_ID] += 2.0
-    payload = {
-        "config": config.to_dict(),
-        "src_vocab_size": src_tok.vocab_size,
-        "tgt_vocab_size": tgt_tok.vocab_size,
-        "model": model.state_dict(),
-    }
-    save_checkpoint(directory / "checkpoints" / "best.pt", payload)
+    header = CheckpointHeader.of_run(config, src_tok, tgt_tok, None, step=None)
+    save_checkpoint(directory / "checkpoints" / "best.pt", Checkpoint(header, model.state_dict()))
     return directory

@@ -1,6 +1,7 @@
-"""The layering rule: the core never imports the periphery, and importing the core loads
-neither matplotlib nor tqdm (so `attnmt translate` starts fast and the viz extra stays
-optional)."""
+"""The layering rule of docs/ARCHITECTURE.md ("What may import what"): no module imports
+a layer above its own, nothing in attnmt imports in a circle, the core never imports the
+periphery, and importing the core loads neither matplotlib nor tqdm (so `attnmt
+translate` starts fast and the viz extra stays optional)."""
 
 from __future__ import annotations
 
@@ -9,11 +10,24 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 import attnmt
 
 PACKAGE = Path(attnmt.__file__).parent
-CORE = ("io", "data", "nn", "models", "search", "train", "evaluate", "translate")
-PERIPHERY = ("viz", "compare", "cli", "serve")
+LAYERS = (  # bottom first; a module imports its own layer and the ones before it
+    ("config", "errors", "special", "device", "files"),  # flat: small and used everywhere
+    ("data", "nn"),
+    ("models",),
+    ("io",),  # checkpoint.py and run.py: they build models
+    ("search",),
+    ("translate",),
+    ("evaluate",),  # decodes through the Translator
+    ("train",),  # validates through evaluate
+)
+CORE = tuple(name for layer in LAYERS[1:] for name in layer)
+PERIPHERY = ("viz", "compare", "serve", "cli")  # above every layer: may import all of them
+TOP = ("__init__", "__main__")  # attnmt itself: the public names and `python -m attnmt`
 
 
 def run_python(code: str) -> subprocess.CompletedProcess[str]:
@@ -22,23 +36,133 @@ def run_python(code: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_core_modules_never_import_the_periphery() -> None:
-    offenders = []
-    core_files = [PACKAGE / f"{name}.py" for name in ("errors", "special", "device")]
-    for sub in ("config", *CORE):
-        core_files += sorted((PACKAGE / sub).rglob("*.py"))
-    for path in core_files:
-        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            names = []
-            if isinstance(node, ast.ImportFrom) and node.module:
-                names = [node.module]
-            elif isinstance(node, ast.Import):
-                names = [alias.name for alias in node.names]
-            for name in names:
-                parts = name.split(".")
-                if parts[0] == "attnmt" and len(parts) > 1 and parts[1] in PERIPHERY:
-                    offenders.append(f"{path.relative_to(PACKAGE)} imports {name}")
+def module_name(path: Path) -> str:
+    parts = list(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def import_graph(extra: dict[str, str] | None = None) -> dict[str, set[str]]:
+    """module -> the attnmt modules it imports: at module level, under `if TYPE_CHECKING:`
+    and inside functions alike (each is knowledge of the other module). `extra` adds
+    modules given as source text (plain modules, not packages)."""
+    paths = {module_name(path): path for path in PACKAGE.rglob("*.py")}
+    sources = {name: path.read_text(encoding="utf-8") for name, path in paths.items()}
+    sources |= extra or {}
+    graph: dict[str, set[str]] = {name: set() for name in sources}
+    for name, source in sources.items():
+        is_package = name in paths and paths[name].name == "__init__.py"
+        package = name if is_package else name.rpartition(".")[0]
+        for node in ast.walk(ast.parse(source)):
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:  # relative: from . import x, from ..x import y
+                    anchor = package.split(".")[: len(package.split(".")) - node.level + 1]
+                    base = ".".join([*anchor, *([node.module] if node.module else [])])
+                for alias in node.names:  # `from package import module` names the module
+                    submodule = f"{base}.{alias.name}"
+                    targets.append(submodule if submodule in paths else base)
+            graph[name] |= {target for target in targets if target in paths and target != name}
+    return graph
+
+
+def layer_of(module: str) -> float:
+    """The index of the module's layer in LAYERS; the periphery and attnmt itself are
+    above every layer (infinity)."""
+    top = module.split(".")[1] if "." in module else "__init__"
+    for index, layer in enumerate(LAYERS):
+        if top in layer:
+            return index
+    return float("inf")
+
+
+def find_cycle(graph: dict[str, set[str]]) -> list[str] | None:
+    """One import cycle as [a, b, ..., a], or None."""
+    state: dict[str, str] = {}  # "open" while on the current path, then "done"
+    path: list[str] = []
+
+    def visit(node: str) -> list[str] | None:
+        state[node] = "open"
+        path.append(node)
+        for target in sorted(graph[node]):
+            if state.get(target) == "open":
+                return [*path[path.index(target) :], target]
+            if target not in state and (cycle := visit(target)) is not None:
+                return cycle
+        state[node] = "done"
+        path.pop()
+        return None
+
+    for node in sorted(graph):
+        if node not in state and (cycle := visit(node)) is not None:
+            return cycle
+    return None
+
+
+def test_every_subpackage_and_flat_module_has_a_place_in_the_order() -> None:
+    placed = {name for layer in LAYERS for name in layer} | set(PERIPHERY) | set(TOP)
+    found = {path.stem for path in PACKAGE.glob("*.py")}
+    found |= {path.parent.name for path in PACKAGE.glob("*/__init__.py")}
+    assert found - placed == set(), "add it to LAYERS or PERIPHERY (and ARCHITECTURE.md)"
+    assert placed - found == set(), "LAYERS names something attnmt no longer has"
+
+
+def test_the_import_graph_sees_every_kind_of_import() -> None:
+    source = (
+        "from typing import TYPE_CHECKING\n"
+        "from attnmt.errors import UserError\n"
+        "from attnmt.data import text\n"
+        "from . import special\n"
+        "if TYPE_CHECKING:\n"
+        "    from attnmt.models.interface import Seq2SeqModel\n"
+        "def later():\n"
+        "    import attnmt.viz.plot\n"
+    )
+    graph = import_graph({"attnmt.probe": source})
+    assert graph["attnmt.probe"] == {
+        "attnmt.errors",
+        "attnmt.data.text",
+        "attnmt.special",
+        "attnmt.models.interface",
+        "attnmt.viz.plot",
+    }
+
+
+def test_nothing_in_attnmt_imports_in_a_circle() -> None:
+    cycle = find_cycle(import_graph())
+    assert cycle is None, "import cycle: " + " -> ".join(cycle or [])
+
+
+def test_find_cycle_reports_the_circle() -> None:
+    graph = {"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}
+    assert find_cycle(graph) == ["a", "b", "c", "a"]
+    assert find_cycle({"a": {"b"}, "b": set()}) is None
+
+
+def test_no_module_imports_a_layer_above_its_own() -> None:
+    offenders = [
+        f"{module} (layer {layer_of(module)}) imports {target} (layer {layer_of(target)})"
+        for module, targets in sorted(import_graph().items())
+        for target in sorted(targets)
+        if layer_of(target) > layer_of(module)
+    ]
     assert offenders == []
+
+
+@pytest.mark.parametrize(
+    ("module", "allowed", "forbidden"),
+    [
+        ("attnmt.files", "attnmt.errors", "attnmt.data.text"),
+        ("attnmt.data.text", "attnmt.files", "attnmt.models.build"),
+        ("attnmt.io.run", "attnmt.models.build", "attnmt.search.decode"),
+        ("attnmt.translate.translator", "attnmt.search.decode", "attnmt.evaluate.metrics"),
+        ("attnmt.train.trainer", "attnmt.evaluate.evaluation", "attnmt.viz.plot"),
+    ],
+)
+def test_layer_of_follows_the_written_order(module: str, allowed: str, forbidden: str) -> None:
+    assert layer_of(allowed) <= layer_of(module) < layer_of(forbidden)
 
 
 def test_importing_the_core_loads_neither_matplotlib_nor_tqdm() -> None:

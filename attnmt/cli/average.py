@@ -9,7 +9,9 @@ The weights of the last N step checkpoints (``checkpoints/step-*.pt``; a run kee
 any one of them (Vaswani et al. 2017, 6.1). The result is written atomically to
 ``checkpoints/averaged.pt``, beside ``best.pt`` and never in its place, and is chosen with
 ``--which averaged`` (or ``--which PATH`` with ``--out PATH``). It works for every model
-family: only the state dict is averaged.
+family: only the state dict is averaged. The averaged checkpoint keeps the run's header
+(config, tokenizers, and the precision training chose, which decoding follows), with the
+newest averaged step as its step and the steps it averaged.
 """
 
 from __future__ import annotations
@@ -18,13 +20,7 @@ import argparse
 from pathlib import Path
 
 from attnmt.errors import UserError
-from attnmt.io.checkpoint import (
-    AVERAGED,
-    STEP_PATTERN,
-    average_checkpoints,
-    save_checkpoint,
-    step_checkpoints,
-)
+from attnmt.io.checkpoint import AVERAGED, average_checkpoints, save_checkpoint, step_checkpoints
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -53,9 +49,9 @@ def average_run(run_dir: Path, last: int, out: Path | None = None) -> tuple[Path
         )
     paths = found[-last:]
     out = out or run_dir / "checkpoints" / AVERAGED
-    save_checkpoint(out, average_checkpoints(paths))
-    steps = [int(match.group(1)) for p in paths if (match := STEP_PATTERN.search(p.name))]
-    return out, steps
+    averaged = average_checkpoints(paths)
+    save_checkpoint(out, averaged)
+    return out, list(averaged.header.averaged_steps)
 
 
 def run(args: argparse.Namespace) -> int:

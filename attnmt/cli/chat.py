@@ -9,7 +9,7 @@ from collections.abc import Callable, Iterable, Sequence
 
 import numpy as np
 
-from attnmt.cli.translate import add_model_arguments, decode_options, load_translator
+from attnmt.cli.translate import add_model_arguments, load_translator
 from attnmt.data.chitchat import SEPARATOR
 from attnmt.errors import UserError
 from attnmt.translate.chatbot import Chatbot, check_dialogue
@@ -34,8 +34,8 @@ oldest first, then your message, joined with --separator:
 N defaults to the run's data.context_turns, the --context the training data was written
 with (attnmt data chitchat --context N). Decoding defaults to the run's decode settings:
 the chitchat presets sample from the top-p nucleus (--top-p 0.9 --temperature 0.8, no
-3-gram repeated), because search gives short generic replies: with beam 5 the chitchat
-model answered "That's true." to a quarter of the test messages (BENCHMARKS.md).
+3-gram repeated), because search gives short generic replies (BENCHMARKS.md, "Chitchat
+chatbot").
 --beam 1 --no-sample is greedy; --seed S replays a conversation exactly."""
 
 
@@ -121,15 +121,9 @@ def chat_loop(lines: Iterable[str], bot: Chatbot, write: Callable[[str], object]
 def run(args: argparse.Namespace) -> int:
     if args.context is not None and args.context < 0:
         raise UserError(f"--context must be 0 or more (got {args.context})")
-    translator = load_translator(args)
+    translator, options = load_translator(args)
     check_dialogue(translator, args.model)
-    bot = Chatbot(
-        translator,
-        context=args.context,
-        separator=args.separator,
-        seed=args.seed,
-        **decode_options(args),
-    )
+    bot = Chatbot(translator, options, context=args.context, separator=args.separator)
 
     def write(text: str) -> None:
         sys.stdout.write(text)

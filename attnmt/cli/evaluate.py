@@ -7,12 +7,12 @@ import argparse
 import json
 from pathlib import Path
 
-from attnmt.config import SplitPaths
+from attnmt.config import SplitPaths, decode_options
 from attnmt.errors import UserError
 from attnmt.evaluate.alignment import RULES, THRESHOLD, evaluate_alignment
 from attnmt.evaluate.dialogue import dialogue_metrics
 from attnmt.evaluate.evaluation import evaluate_split
-from attnmt.io.files import write_text_atomic
+from attnmt.files import write_text_atomic
 from attnmt.io.run import Run
 
 
@@ -60,9 +60,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     run = Run.load(args.model, which=args.which, device=args.device)
     split = SplitPaths(src=args.src, tgt=args.ref)
-    beam = args.beam if args.beam is not None else run.config.decode.beam
-    sample = args.sample if args.sample is not None else run.config.decode.sample
-    evaluation = evaluate_split(run, split, beam=beam, sample=sample, seed=args.seed)
+    overrides = {"beam": args.beam, "sample": args.sample, "seed": args.seed}
+    options = decode_options(run.config.decode, overrides)
+    beam, sample = options.beam, options.sample
+    evaluation = evaluate_split(run, split, options)
     hypotheses = evaluation.hypotheses
     scores = {key: evaluation.scores[key] for key in ("bleu", "chrf", "ppl")}
     dialogue = run.config.data.task == "dialogue"

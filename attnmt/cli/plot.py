@@ -21,7 +21,8 @@ from attnmt.data.tokenize import merge_pieces
 from attnmt.errors import UserError
 from attnmt.io.run import Run
 from attnmt.special import SPECIAL_TOKENS
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.schema import Translation
+from attnmt.translate.translator import Translator
 from attnmt.translate.words import merge_attention, merge_labels
 from attnmt.viz.curves import curves_figure, read_metrics
 from attnmt.viz.plot import FORMATS, attention_figure, heads_figure, nbest_figure, save_figure
@@ -133,9 +134,12 @@ def attention_plot(
         raise UserError(f"--n-best {n_best} needs a beam of at least {n_best} (got {beam})")
     translator = Translator.from_run(run)
     if not heads.default:
-        translation = translator.translate(src, beam=beam, sample=False, heads=True)
+        options = translator.options(beam=beam, n_best=1, sample=False)
+        translation = translator.translate(src, options, heads=True)
         return heads_plot(translation, heads, words, f"{run_dir.resolve().name}")
-    translation = translator.translate(src, beam=beam, n_best=n_best, sample=False)
+    translation = translator.translate(
+        src, translator.options(beam=beam, n_best=n_best, sample=False)
+    )
     panels = [_labelled(h, words) for h in translation.hypotheses]
     if n_best == 1:
         src_tokens, tgt_tokens, weights = panels[0]

@@ -14,7 +14,7 @@ from attnmt.evaluate.evaluation import evaluate_split
 from attnmt.io.checkpoint import find_model_checkpoint
 from attnmt.io.run import Run
 from attnmt.train.trainer import Trainer
-from attnmt.translate.translator import Translation
+from attnmt.translate.schema import Translation
 
 
 def quickstart_config(run_dir: Path, minutes: float) -> Config:

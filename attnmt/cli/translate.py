@@ -6,15 +6,16 @@ import argparse
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, BinaryIO
+from typing import BinaryIO
 
 import torch
 
+from attnmt.config import DecodeOptions
 from attnmt.errors import UserError
-from attnmt.io.files import atomic_write
-from attnmt.translate.schema import UNITS, formatter
+from attnmt.files import atomic_write
+from attnmt.translate.schema import UNITS, Translation, formatter
 from attnmt.translate.streaming import input_lines, interactive, terminal_lines, translate_stream
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.translator import Translator
 
 PROMPT = "> "
 
@@ -86,24 +87,26 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
 
 
-def decode_options(args: argparse.Namespace) -> dict[str, Any]:
-    """The decode keys given on the command line (None: keep the run's value)."""
-    return {
-        "beam": args.beam,
-        "n_best": args.n_best,
-        "alpha": args.alpha,
-        "beta": args.beta,
-        "sample": args.sample,
-        "temperature": args.temperature,
-        "top_k": args.top_k,
-        "top_p": args.top_p,
-        "max_len": args.max_len,
-        "batch_tokens": args.batch_tokens,
-    }
+def decode_options(args: argparse.Namespace, translator: Translator) -> DecodeOptions:
+    """The one DecodeOptions of this command: the run's ``decode`` settings with the
+    options given on the command line (those not given keep the run's value)."""
+    return translator.options(
+        beam=args.beam,
+        n_best=args.n_best,
+        alpha=args.alpha,
+        beta=args.beta,
+        sample=args.sample,
+        temperature=args.temperature,
+        top_k=args.top_k,
+        top_p=args.top_p,
+        max_len=args.max_len,
+        batch_tokens=args.batch_tokens,
+        seed=args.seed,
+    )
 
 
-def load_translator(args: argparse.Namespace) -> Translator:
-    """The Translator the arguments name; the decoding options are checked at once."""
+def load_translator(args: argparse.Namespace) -> tuple[Translator, DecodeOptions]:
+    """The Translator the arguments name, and the decoding options, checked at once."""
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads must be at least 1 (got {args.threads})")
@@ -111,8 +114,7 @@ def load_translator(args: argparse.Namespace) -> Translator:
     translator = Translator.load(
         args.model, ensemble=args.ensemble, device=args.device, which=args.which
     )
-    translator.decode_config(**decode_options(args))
-    return translator
+    return translator, decode_options(args, translator)
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -135,17 +137,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    translator = load_translator(args)
-    options = decode_options(args)
-    n_best = translator.decode_config(**options).n_best
-    render = formatter(args.format, n_best, args.units)
+    translator, options = load_translator(args)
+    render = formatter(args.format, options.n_best, args.units)
 
     def translate(chunk: list[str], number: int) -> list[Translation]:
-        seed = None if args.seed is None else args.seed + number  # new draws per chunk
-        return translator.translate(chunk, seed=seed, **options)
+        return translator.translate(chunk, chunk_options(options, number))
 
     if args.input is None and args.output is None and sys.stdin.isatty():
-        return _interactive(translator, options, args.seed, render)
+        return _interactive(translator, options, render)
     lines = input_lines(args.input)
     if args.output is None:
         translate_stream(translate, lines, _write_stdout, render)
@@ -163,16 +162,21 @@ def _write_stdout(text: str) -> None:
     sys.stdout.flush()
 
 
+def chunk_options(options: DecodeOptions, number: int) -> DecodeOptions:
+    """The options for chunk `number` of a stream: a seeded run draws anew in each chunk
+    (seed + number), so chunks do not repeat each other's draws."""
+    if options.seed is None or number == 0:
+        return options
+    return options.model_copy(update={"seed": options.seed + number})
+
+
 def _interactive(
-    translator: Translator,
-    options: dict[str, Any],
-    seed: int | None,
-    render: Callable[[int, Translation], str],
+    translator: Translator, options: DecodeOptions, render: Callable[[int, Translation], str]
 ) -> int:
     print("Type a sentence to translate; Ctrl-D quits.", file=sys.stderr)
     try:
         return interactive(
-            lambda line: translator.translate(line, seed=seed, **options),
+            lambda line: translator.translate(line, options),
             terminal_lines(PROMPT),
             _write_stdout,
             render,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -12,15 +13,17 @@ import torch
 
 from attnmt.compare.runner import read_training_record
 from attnmt.config import Config, SplitPaths
+from attnmt.data.alignment import GoldAlignment, read_pharaoh
+from attnmt.data.corpus import load_corpus
 from attnmt.data.text import read_parallel
-from attnmt.evaluate.alignment import evaluate_alignment
+from attnmt.evaluate.alignment import check_against, corpus_alignment
 from attnmt.evaluate.dialogue import dialogue_metrics
-from attnmt.evaluate.evaluation import evaluate_split
+from attnmt.evaluate.evaluation import evaluate_corpus
 from attnmt.evaluate.study import LENGTH_EDGES, attention_entropy, bleu_by_length, monotonicity
-from attnmt.io.checkpoint import load_checkpoint, step_checkpoints
 from attnmt.io.run import Run
 from attnmt.models.seq2seq import count_parameters
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.schema import Translation
+from attnmt.translate.translator import Translator
 from attnmt.viz.curves import read_metrics
 from attnmt.viz.report import Example, RunResult
 
@@ -84,13 +87,18 @@ def describe(config: Config) -> dict[str, Any]:
     return described
 
 
-def _training_progress(run_dir: Path) -> dict[str, Any]:
-    """The loop's progress (steps, tokens, times) from the newest step checkpoint."""
-    steps = step_checkpoints(run_dir)
-    if not steps:
-        return {}
-    progress = load_checkpoint(steps[-1]).get("progress", {})
-    return progress if isinstance(progress, dict) else {}
+def training_speed(history: Sequence[dict[str, Any]]) -> tuple[float | None, float | None]:
+    """(target tokens per second of the training steps, wall time of the run in seconds)
+    from the metrics log's last entry (the trainer logs its progress with every entry);
+    for a log written before entries carried progress, the mean of its train entries'
+    rates. None for what the log does not hold."""
+    last = history[-1] if history else {}
+    train_time, tokens = last.get("train_time"), last.get("tgt_tokens")
+    speed = tokens / train_time if train_time and tokens is not None else None
+    if speed is None:
+        rates = [e["tgt_tokens_per_s"] for e in history if "tgt_tokens_per_s" in e]
+        speed = sum(rates) / len(rates) if rates else None
+    return speed, last.get("time")
 
 
 def attention_rows(translations: Sequence[Translation]) -> list[np.ndarray]:
@@ -141,38 +149,64 @@ def torch_threads(count: int | None) -> Iterator[None]:
         torch.set_num_threads(before)
 
 
+@dataclass(frozen=True)
+class CommonTestSet:
+    """The one test set every run is evaluated on, read once."""
+
+    split: SplitPaths  # its files: each run tokenizes them with its own tokenizers (cached)
+    sources: list[str]
+    references: list[str]
+    gold: list[GoldAlignment] | None = None  # gold alignments of the pairs, if known
+
+    @classmethod
+    def read(cls, split: SplitPaths, alignment: Path | None = None) -> CommonTestSet:
+        """The pairs of `split`'s test files, and with `alignment` (Pharaoh lines, one per
+        pair) their gold alignments, checked against the pairs."""
+        pairs = list(read_parallel(split, "test"))
+        sources, references = [s for s, _ in pairs], [t for _, t in pairs]
+        gold = None
+        if alignment is not None:
+            gold = read_pharaoh(alignment)
+            check_against(gold, sources, references, str(alignment))
+        return cls(split, sources, references, gold)
+
+
 def evaluate_run(
     name: str,
     run_dir: Path,
-    test: SplitPaths,
+    test: CommonTestSet,
     examples: Sequence[int],
     beam: int = 1,
     device: str = "cpu",
     edges: Sequence[int] = LENGTH_EDGES,
-    alignment: Path | None = None,
 ) -> RunResult:
-    """Every number and picture of the report for one run, on the test set `test`;
-    with `alignment` (the test set's gold, Pharaoh lines), also the AER of its attention
-    (argmax rule, forced decoding of the references).
+    """Every number and picture of the report for one run, on the test set `test`; with
+    its gold alignments, also the AER of the run's attention (argmax rule, forced
+    decoding of the references).
 
-    Decoding uses the run's train.threads, so it is timed as the run was trained.
+    The run is loaded once and the test set decoded once (every attention head only for
+    the `examples`); progress comes from the metrics log. Decoding uses the run's
+    train.threads, so it is timed as the run was trained.
     """
     run = Run.load(run_dir, device=device)
+    corpus = load_corpus(
+        test.split, "test", run.src_tok, run.tgt_tok, run.config.data, run.run_dir / "cache", False
+    )
+    translator = Translator.from_run(run)
+    options = translator.options(beam=beam, n_best=1, sample=False)
     with torch_threads(run.config.train.threads):
-        evaluation = evaluate_split(run, test, beam=beam, n_best=1, sample=False)
-        aligned = evaluate_alignment(run, test, alignment) if alignment is not None else None
-    sources = [source for source, _ in read_parallel(test, "test")]
+        evaluation = evaluate_corpus(
+            translator, corpus, test.references, options=options, heads=examples
+        )
+        aligned = None
+        if test.gold is not None:
+            aligned = corpus_alignment(run, corpus, test.sources, test.references, test.gold)
     scores, translations = evaluation.scores, evaluation.translations
-    progress = _training_progress(run_dir)
+    metrics_log = run_dir / "metrics.jsonl"
+    history = read_metrics(metrics_log) if metrics_log.is_file() else []
+    tokens_per_s, wall_time = training_speed(history)
     record = read_training_record(run_dir)
     rows = attention_rows(translations)
-    shown = [translations[i] for i in examples]
-    if run.model.has_attention:  # the same sentences again, with every head (one pass each)
-        translator = Translator.from_run(run)
-        shown = [
-            translator.translate(sources[i], heads=True, beam=beam, n_best=1, sample=False)
-            for i in examples
-        ]
     return RunResult(
         name=name,
         config=describe(run.config),
@@ -180,14 +214,15 @@ def evaluate_run(
         chrf=scores["chrf"],
         ppl=scores["ppl"],
         parameters=count_parameters(run.model),
-        train_tgt_tokens_per_s=(
-            progress["tgt_tokens"] / progress["train_time"] if progress.get("train_time") else None
-        ),
-        decode_sents_per_s=len(sources) / max(evaluation.decode_seconds, 1e-9),
+        train_tgt_tokens_per_s=tokens_per_s,
+        decode_sents_per_s=len(test.sources) / max(evaluation.decode_seconds, 1e-9),
         peak_memory_mb=record.peak_memory_mb if record else None,
-        wall_time_s=progress.get("elapsed"),
+        wall_time_s=wall_time,
         bleu_by_length=bleu_by_length(
-            [len(s.split()) for s in sources], evaluation.hypotheses, evaluation.references, edges
+            [len(s.split()) for s in test.sources],
+            evaluation.hypotheses,
+            evaluation.references,
+            edges,
         ),
         attention_entropy=_statistic(attention_entropy, rows),
         monotonicity=_statistic(monotonicity, rows),
@@ -195,8 +230,6 @@ def evaluate_run(
         dialogue=dialogue_metrics(evaluation.hypotheses)
         if run.config.data.task == "dialogue"
         else {},
-        history=read_metrics(run_dir / "metrics.jsonl")
-        if (run_dir / "metrics.jsonl").is_file()
-        else [],
-        examples=[example(translation) for translation in shown],
+        history=history,
+        examples=[example(translations[i]) for i in examples],
     )

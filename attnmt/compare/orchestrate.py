@@ -24,7 +24,7 @@ What the report's numbers are, for every run alike:
   (tokens / time spent in training steps; wall time of the loop, validation included);
 - peak memory: each config trains in its own ``python -m attnmt.cli train`` process, so
   the process's ``ru_maxrss`` is the run's own. It includes the Python interpreter and
-  torch themselves (about 250 MB on a CPU build). Run directories given as they are
+  torch themselves. Run directories given as they are
   were not trained here and show no peak memory;
 - BLEU by source length buckets sources by their whitespace words, whatever the
   tokenizer, so runs with different vocabularies line up;
@@ -43,7 +43,7 @@ from pathlib import Path
 
 import torch
 
-from attnmt.compare.evaluation import evaluate_run, example_indices, length_edges
+from attnmt.compare.evaluation import CommonTestSet, evaluate_run, example_indices, length_edges
 from attnmt.compare.runner import (
     RunInput,
     config_differences,
@@ -56,7 +56,6 @@ from attnmt.compare.tasks import Task, synthetic_task
 from attnmt.config import (
     SplitPaths,
 )
-from attnmt.data.text import read_parallel
 from attnmt.errors import UserError
 from attnmt.io.checkpoint import (
     find_model_checkpoint,
@@ -165,7 +164,7 @@ def report_notes(
         "per second spent in training steps; wall time of the training loop, validation "
         "included).",
         "Peak memory: the peak resident memory (ru_maxrss) of the run's own training "
-        "process, Python and torch included (about 250 MB of it); a dash for runs that "
+        "process, Python and torch included; a dash for runs that "
         "were not trained by this command.",
         "Source length counts whitespace words. Attention statistics leave out the EOS "
         "step's row; heatmaps show words, with the EOS row last.",
@@ -199,7 +198,8 @@ def compare(settings: CompareSettings) -> Path:
         test, alignment = task.test, task.test_alignment
     else:
         test = _common_test_set(inputs)
-    sources = [source for source, _ in read_parallel(test, "test")]
+    test_set = CommonTestSet.read(test, alignment)
+    sources = test_set.sources
     if not sources:
         raise UserError("the test set is empty")
     lengths = [len(source.split()) for source in sources]
@@ -210,14 +210,7 @@ def compare(settings: CompareSettings) -> Path:
         settings.log(f"evaluating {item.name} on {len(sources)} test sentences")
         results.append(
             evaluate_run(
-                item.name,
-                item.run_dir,
-                test,
-                examples,
-                settings.beam,
-                settings.device,
-                edges,
-                alignment,
+                item.name, item.run_dir, test_set, examples, settings.beam, settings.device, edges
             )
         )
     title = f"attnmt compare: {len(results)} runs"

@@ -22,10 +22,10 @@ from attnmt.config import (
     without_other_family,
 )
 from attnmt.errors import UserError
+from attnmt.files import write_text_atomic
 from attnmt.io.checkpoint import (
     step_checkpoints,
 )
-from attnmt.io.files import write_text_atomic
 
 CONFIG_SUFFIXES = (".yaml", ".yml")
 

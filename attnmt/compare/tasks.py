@@ -16,10 +16,10 @@ from attnmt.config import (
 from attnmt.data.study_grammar import study_pair
 from attnmt.data.synthetic import make_splits, write_split
 from attnmt.errors import UserError
-from attnmt.io.files import write_text_atomic
+from attnmt.files import write_text_atomic
 
 STUDY_TASK_VERSION = 2  # 1: joined quickstart sentences; 2: attnmt.data.study_grammar
-STUDY_STEPS = 600  # training steps per config on the study task (1 to 4 min on an idle core)
+STUDY_STEPS = 600  # training steps per config on the study task: minutes on one core
 STUDY_MINUTES = 10.0  # only a safety cap there: the step budget ends each run first
 
 

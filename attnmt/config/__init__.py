@@ -9,6 +9,7 @@ the allowed values.
 
 from attnmt.config.loading import (
     build_config,
+    decode_options,
     field_docs,
     load_config,
     parse_override,
@@ -25,7 +26,7 @@ from attnmt.config.sections import (
     Config,
     ConfigError,
     DataConfig,
-    DecodeConfig,
+    DecodeOptions,
     DecoderKind,
     ModelConfig,
     RNNKind,
@@ -44,7 +45,8 @@ __all__ = [
     "Config",
     "ConfigError",
     "DataConfig",
-    "DecodeConfig",
+    "DecodeOptions",
+    "decode_options",
     "DecoderKind",
     "ModelConfig",
     "RNNKind",

@@ -13,7 +13,7 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from attnmt.config.sections import Config, ConfigError
+from attnmt.config.sections import Config, ConfigError, DecodeOptions
 
 
 def _describe_allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
@@ -29,21 +29,25 @@ def _describe_allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
     return ", ".join(current.model_fields)
 
 
-def _format_error(err: ValidationError, source: str) -> str:
+def _format_error(
+    err: ValidationError, source: str, root: type[BaseModel] = Config, prefix: str = ""
+) -> str:
+    """One line for the first error: where (`source`, if any), which key, what is wrong."""
+    where = f"{source}: " if source else ""
     first = err.errors()[0]
     loc = tuple(p for p in first["loc"] if not isinstance(p, int))
-    key = ".".join(str(p) for p in loc) or "(top level)"
+    key = prefix + ".".join(str(p) for p in loc) or "(top level)"
     if first["type"] == "extra_forbidden":
-        allowed = _describe_allowed(Config, loc[:-1])
-        return f"{source}: unknown key '{key}'; allowed here: {allowed}"
+        allowed = _describe_allowed(root, loc[:-1])
+        return f"{where}unknown key '{key}'; allowed here: {allowed}"
     msg = first["msg"].removeprefix("Value error, ")
     if first["type"] == "value_error":
-        return f"{source}: {msg}"
+        return f"{where}{msg}"
     got = first.get("input")
     got_text = "" if isinstance(got, dict) else f" (got {got!r})"
     more = len(err.errors()) - 1
     tail = f" [+{more} more]" if more else ""
-    return f"{source}: {key}: {msg}{got_text}{tail}"
+    return f"{where}{key}: {msg}{got_text}{tail}"
 
 
 def _deep_merge(base: dict[str, Any], override: Mapping[str, Any]) -> dict[str, Any]:
@@ -118,6 +122,20 @@ def build_config(
         return Config.model_validate(merged)
     except ValidationError as err:
         raise ConfigError(_format_error(err, source)) from None
+
+
+def decode_options(
+    base: DecodeOptions, overrides: Mapping[str, Any], source: str = ""
+) -> DecodeOptions:
+    """`base` (a run's ``decode`` section) with `overrides` applied (None values are
+    ignored), validated once: an unknown key or a bad value is a one-line ConfigError."""
+    given = {key: value for key, value in overrides.items() if value is not None}
+    if not given:
+        return base
+    try:
+        return DecodeOptions.model_validate({**base.model_dump(), **given})
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, source, DecodeOptions, "decode.")) from None
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:

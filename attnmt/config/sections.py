@@ -34,7 +34,7 @@ class _Section(BaseModel):
 
 class AttentionConfig(_Section):
     score: ScoreKind = "concat"
-    """How a query is compared with each encoder state (see attnmt.attention.SCORES)."""
+    """How a query is compared with each encoder state (see attnmt.nn.scores.SCORES)."""
     window: WindowKind = "global"
     """Which source positions may be attended: all, or Luong's local-m / local-p window."""
     window_half_width: int = Field(4, ge=1)
@@ -305,7 +305,14 @@ class TrainConfig(_Section):
     A corpus of at most 10,000 pairs is tokenized in the main process."""
 
 
-class DecodeConfig(_Section):
+class DecodeOptions(_Section):
+    """How to decode: the one typed object that travels unchanged from the edge (the CLI,
+    the Python API, the chatbot, evaluation, compare, the server) to search. A run's
+    ``decode`` section gives the defaults; :func:`attnmt.config.decode_options` applies a
+    caller's overrides once, validated. Frozen: nothing changes it on the way."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
     beam: int = Field(5, ge=1)
     """Beam size; 1 is greedy search."""
     n_best: int = Field(1, ge=1)
@@ -325,10 +332,10 @@ class DecodeConfig(_Section):
     no_repeat_ngram: int = Field(0, ge=0)
     """Block any n-gram of this size from repeating; 0 disables it."""
     batch_tokens: int = Field(4000, ge=1)
-    """Source-token budget of a decoding batch, counted once per beam (at beam 5 a batch
-    holds about batch_tokens / 5 source tokens). On the Multi30k reference model, 4,000
-    decoded beam 5 as fast as 8,000 in about 100 MB less peak RSS, and greedy 4% slower in
-    about 40 MB less (BENCHMARKS.md, "Issue 11, third pass")."""
+    """Source-token budget of a decoding batch, counted once per row (the beam, or the
+    n_best samples): at beam 5 a batch holds about batch_tokens / 5 source tokens. Small
+    enough to keep peak memory down, large enough to keep the speed (BENCHMARKS.md,
+    "Issue 11, third pass")."""
     sample: bool = False
     """Sample instead of searching."""
     temperature: float = Field(1.0, gt=0)
@@ -337,6 +344,24 @@ class DecodeConfig(_Section):
     """Sample from the k most likely tokens; 0 means all."""
     top_p: float = Field(1.0, gt=0, le=1)
     """Nucleus sampling: the smallest set with this much probability."""
+    seed: int | None = None
+    """Seeds sampling, so that the same call draws the same outputs; None: torch's global
+    random state."""
+
+    @model_validator(mode="after")
+    def _n_best_within_beam(self) -> DecodeOptions:
+        if not self.sample and self.n_best > self.beam:
+            raise ValueError(f"n_best ({self.n_best}) must be at most beam ({self.beam})")
+        return self
+
+    def rows_per_sentence(self) -> int:
+        """Rows of the decoding batch each sentence takes: its beam when searching, its
+        n_best samples when sampling. Batching by tokens counts these rows."""
+        return self.n_best if self.sample else self.beam
+
+    def sentence_budget(self) -> int:
+        """Padded source tokens per decoding batch: ``batch_tokens`` counted once per row."""
+        return max(1, self.batch_tokens // self.rows_per_sentence())
 
 
 class Config(_Section):
@@ -345,7 +370,7 @@ class Config(_Section):
     model: ModelConfig = Field(default_factory=ModelConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
-    decode: DecodeConfig = Field(default_factory=DecodeConfig)
+    decode: DecodeOptions = Field(default_factory=DecodeOptions)
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="python")

@@ -43,24 +43,19 @@ class Batch:
         return int((self.tgt_out != PAD_ID).sum())
 
 
-def make_batch(corpus: TokenizedCorpus, indices: Sequence[int], pad_multiple: int = 1) -> Batch:
+def make_batch(corpus: TokenizedCorpus, indices: Sequence[int]) -> Batch:
     """Pad the pairs at `indices` into a :class:`Batch`.
 
     S is the longest source (at least 1, so an empty source is one padding column) and T
     the longest target plus one, for BOS at the front of tgt_in and EOS at the end of
-    tgt_out. With `pad_multiple` k > 1, S and T are rounded up to multiples of k: fewer
-    distinct tensor shapes for more padding. It was meant to keep the memory allocator
-    from hoarding blocks of every size, but on the reference model it raised peak memory
-    instead (BENCHMARKS.md, "Issue 11"), so training does not use it;
-    ``benchmarks.memory`` does.
+    tgt_out.
     """
     index = np.asarray(indices, dtype=np.int64)  # (B,)
     src_lengths = corpus.src_lengths[index]  # (B,)
     tgt_lengths = corpus.tgt_lengths[index]  # (B,)
     batch = len(index)
-    src_width = _round_up(max(1, int(src_lengths.max(initial=0))), pad_multiple)
-    src = np.full((batch, src_width), PAD_ID, np.int64)  # (B, S)
-    width = _round_up(int(tgt_lengths.max(initial=0)) + 1, pad_multiple)
+    src = np.full((batch, max(1, int(src_lengths.max(initial=0)))), PAD_ID, np.int64)  # (B, S)
+    width = int(tgt_lengths.max(initial=0)) + 1
     tgt_in = np.full((batch, width), PAD_ID, np.int64)  # (B, T)
     tgt_out = np.full((batch, width), PAD_ID, np.int64)  # (B, T)
     for row, i in enumerate(index):
@@ -77,10 +72,6 @@ def make_batch(corpus: TokenizedCorpus, indices: Sequence[int], pad_multiple: in
         tgt_out=torch.from_numpy(tgt_out),
         indices=torch.from_numpy(index),
     )
-
-
-def _round_up(length: int, multiple: int) -> int:
-    return -(-length // multiple) * multiple
 
 
 class BatchSampler:

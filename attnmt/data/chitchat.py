@@ -30,7 +30,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from attnmt.errors import UserError
-from attnmt.io.files import write_text_atomic
+from attnmt.files import write_text_atomic
 
 SEPARATOR = " ||| "
 """Joins the context turns and the message into one source line."""

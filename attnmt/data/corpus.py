@@ -19,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from attnmt.config import DataConfig, SplitPaths
-from attnmt.data.preprocess import Encoder, Filter, tokenize_to_disk
+from attnmt.data.preprocess import Filter, PairTokenizer, tokenize_to_disk
 from attnmt.data.shards import VERSION, read_shards
 from attnmt.data.text import split_files
 from attnmt.data.tokenize import Tokenizer
@@ -146,8 +146,8 @@ def load_corpus(
     if arrays is None:
         if directory.exists():  # damaged or from an older layout: build it again
             shutil.rmtree(directory)
-        encoder = Encoder(src_tok, tgt_tok, Filter.of(config, filter_pairs))
-        tokenize_to_disk(split, name, encoder, directory, workers)
+        pair_tokenizer = PairTokenizer(src_tok, tgt_tok, Filter.of(config, filter_pairs))
+        tokenize_to_disk(split, name, pair_tokenizer, directory, workers)
         arrays = read_shards(directory)
         if arrays is None:
             raise UserError(f"{directory}: the tokenized corpus just written cannot be read")

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from attnmt.errors import UserError
-from attnmt.io.files import write_bytes_atomic
+from attnmt.files import write_bytes_atomic
 
 MULTI30K_URL = "https://raw.githubusercontent.com/multi30k/dataset/master/data/task1/raw"
 MULTI30K_SPLITS = ("train", "val", "test_2016_flickr")

@@ -62,7 +62,7 @@ class EncodedChunk:
     first_empty: tuple[int, bool, bool] | None  # (line, source empty, target empty)
 
 
-class Encoder:
+class PairTokenizer:
     """Tokenizes and filters chunks of pairs; one lives in each worker process."""
 
     def __init__(self, src_tok: Tokenizer, tgt_tok: Tokenizer, keep: Filter) -> None:
@@ -103,17 +103,17 @@ def _flatten(sentences: list[list[int]]) -> tuple[np.ndarray, np.ndarray]:
     return np.fromiter(flat, dtype=np.int32, count=total), lengths
 
 
-_WORKER_ENCODER: Encoder | None = None  # set in each worker process by _start_worker
+_WORKER_TOKENIZER: PairTokenizer | None = None  # set in each worker process by _start_worker
 
 
-def _start_worker(encoder: Encoder) -> None:
-    global _WORKER_ENCODER
-    _WORKER_ENCODER = encoder
+def _start_worker(pair_tokenizer: PairTokenizer) -> None:
+    global _WORKER_TOKENIZER
+    _WORKER_TOKENIZER = pair_tokenizer
 
 
 def _encode_in_worker(pairs: list[tuple[str, str]], first_line: int) -> EncodedChunk:
-    assert _WORKER_ENCODER is not None, "the pool initializer sets the encoder"
-    return _WORKER_ENCODER(pairs, first_line)
+    assert _WORKER_TOKENIZER is not None, "the pool initializer sets the tokenizer"
+    return _WORKER_TOKENIZER(pairs, first_line)
 
 
 def default_workers() -> int:
@@ -145,7 +145,7 @@ def _context() -> multiprocessing.context.BaseContext:
 def tokenize_to_disk(
     split: SplitPaths,
     name: str,
-    encoder: Encoder,
+    pair_tokenizer: PairTokenizer,
     directory: Path,
     workers: int | None = None,
 ) -> None:
@@ -160,13 +160,13 @@ def tokenize_to_disk(
     head = list(itertools.islice(chunks, 2))
     everything = itertools.chain(head, chunks)
     if len(head) < 2 or workers == 1:
-        encoded: Generator[EncodedChunk, None, None] = (encoder(*c) for c in everything)
+        encoded: Generator[EncodedChunk, None, None] = (pair_tokenizer(*c) for c in everything)
     else:
-        encoded = _encode_in_pool(encoder, everything, workers)
+        encoded = _encode_in_pool(pair_tokenizer, everything, workers)
     writer = ShardWriter(directory)
     try:
         for chunk in encoded:
-            if chunk.first_empty is not None and not encoder.keep.drop_empty:
+            if chunk.first_empty is not None and not pair_tokenizer.keep.drop_empty:
                 line, src_empty, tgt_empty = chunk.first_empty
                 where = _empty_location(split, line, src_empty, tgt_empty)
                 raise UserError(
@@ -189,11 +189,11 @@ def tokenize_to_disk(
 
 
 def _encode_in_pool(
-    encoder: Encoder, chunks: Iterator[tuple[list[tuple[str, str]], int]], workers: int
+    pair_tokenizer: PairTokenizer, chunks: Iterator[tuple[list[tuple[str, str]], int]], workers: int
 ) -> Generator[EncodedChunk, None, None]:
     """Encoded chunks in corpus order, from `workers` processes with at most two chunks
     each in flight (so reading never runs ahead of them by more)."""
-    with _context().Pool(workers, initializer=_start_worker, initargs=(encoder,)) as pool:
+    with _context().Pool(workers, initializer=_start_worker, initargs=(pair_tokenizer,)) as pool:
         pending: deque[AsyncResult[EncodedChunk]] = deque()
         for chunk in chunks:
             pending.append(pool.apply_async(_encode_in_worker, chunk))

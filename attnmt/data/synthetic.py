@@ -39,7 +39,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from attnmt.data.alignment import GoldAlignment, Link
-from attnmt.io.files import write_text_atomic
+from attnmt.files import write_text_atomic
 
 NOUNS = {
     "dog": "inu", "cat": "neko", "house": "ie", "tree": "ki", "bird": "tori",

@@ -33,7 +33,7 @@ import sentencepiece as spm
 from attnmt.config import DataConfig
 from attnmt.data.text import read_parallel
 from attnmt.errors import UserError
-from attnmt.io.files import write_bytes_atomic
+from attnmt.files import write_bytes_atomic
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
 
 WORD_START = "\u2581"  # "▁": sentencepiece's mark for the start of a word

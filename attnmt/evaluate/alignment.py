@@ -18,9 +18,9 @@ Attention is turned into links at word level (pieces merged by
 - ``threshold``: each target word links to every source word that gets at least
   `threshold` of its attention (none, one or several links per target word).
 
-The attention is taken by forced decoding: the model reads the *reference* translation
-(teacher forcing), so every test sentence is scored on the words the gold alignment
-names, whatever the model itself would have output.
+The attention is taken by forced decoding (:mod:`attnmt.evaluate.forced`): the model
+reads the *reference* translation (teacher forcing), so every test sentence is scored on
+the words the gold alignment names, whatever the model itself would have output.
 """
 
 from __future__ import annotations
@@ -35,13 +35,12 @@ import torch
 
 from attnmt.config import SplitPaths
 from attnmt.data.alignment import GoldAlignment, Link, read_pharaoh
-from attnmt.data.batching import BatchSampler, make_batch
 from attnmt.data.corpus import TokenizedCorpus
 from attnmt.data.text import read_parallel
 from attnmt.data.tokenize import Tokenizer, merge_pieces
-from attnmt.device import autocast
 from attnmt.errors import UserError
 from attnmt.evaluate.evaluation import load_split
+from attnmt.evaluate.forced import forced_batches
 from attnmt.io.run import Run
 from attnmt.models.interface import Seq2SeqModel
 from attnmt.translate.words import word_attention
@@ -147,19 +146,10 @@ def forced_attention(
     row predicts EOS). None for a model without attention."""
     if not model.has_attention:
         return None
-    model.train(False)
     result: list[np.ndarray | None] = [None] * len(corpus)
-    sampler = BatchSampler(corpus.src_lengths, corpus.tgt_lengths, batch_tokens, False, 0)
-    with torch.no_grad():
-        for indices in sampler:
-            batch = make_batch(corpus, indices).to(device)
-            with autocast(device, dtype):
-                _, attention = model(batch.src, batch.src_lengths, batch.tgt_in)  # (B, T, S)
-            assert attention is not None
-            weights = attention.float().cpu().numpy()
-            for row, k in enumerate(batch.indices.tolist()):
-                rows, columns = int(corpus.tgt_lengths[k]) + 1, int(corpus.src_lengths[k])
-                result[k] = weights[row, :rows, :columns]  # (T_k + 1, S_k)
+    for forced in forced_batches(model, corpus, batch_tokens, device, dtype):
+        for k, weights in forced.pair_attention():
+            result[k] = weights  # (T_k + 1, S_k)
     return [weights for weights in result if weights is not None]
 
 
@@ -219,6 +209,21 @@ def evaluate_alignment(
     sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
     check_against(gold, sources, targets, str(gold_path))
     corpus, _ = load_split(run, split)
+    return corpus_alignment(run, corpus, sources, targets, gold, rule, threshold)
+
+
+def corpus_alignment(
+    run: Run,
+    corpus: TokenizedCorpus,
+    sources: Sequence[str],
+    targets: Sequence[str],
+    gold: Sequence[GoldAlignment],
+    rule: str = "argmax",
+    threshold: float = THRESHOLD,
+) -> AlignmentScores | None:
+    """AER of `run`'s attention on `corpus` (tokenized from the lines `sources` and
+    `targets`, whose words `gold` links, already checked with :func:`check_against`);
+    None for a model without attention."""
     check_words(corpus, run.src_tok, run.tgt_tok, sources, targets)
     batch_tokens = run.config.train.batch_tokens
     attention = forced_attention(run.model, corpus, batch_tokens, run.device, run.dtype)

@@ -12,16 +12,17 @@ code that serves ``attnmt translate``.
 from __future__ import annotations
 
 import time
+from collections.abc import Collection
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
-from attnmt.config import SplitPaths
+from attnmt.config import DecodeOptions, SplitPaths
 from attnmt.data.corpus import TokenizedCorpus, load_corpus
 from attnmt.data.text import read_parallel
 from attnmt.evaluate.metrics import corpus_loss, corpus_metrics, exact_match
 from attnmt.io.run import Run
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.schema import Translation
+from attnmt.translate.translator import Translator
 
 
 @dataclass
@@ -45,20 +46,19 @@ def evaluate_corpus(
     corpus: TokenizedCorpus,
     references: list[str],
     *,
+    options: DecodeOptions | None = None,
     limit: int | None = None,
     loss: bool = True,
-    **decode: Any,
+    heads: bool | Collection[int] = False,
 ) -> Evaluation:
-    """Decode the sources of `corpus` (the first `limit`) and score them against
-    `references`; with `loss`, also the teacher-forced loss over the whole corpus.
-
-    `decode` overrides the translator's decode settings (beam=5, n_best=1, ...).
-    """
+    """Decode the sources of `corpus` (the first `limit`) with `options` (default: the
+    run's ``decode`` settings) and score them against `references`; with `loss`, also the
+    teacher-forced loss over the whole corpus. `heads`: every attention head of every
+    translation, or of the sentences at these positions (:meth:`Translator.translate_ids`)."""
     count = len(corpus) if limit is None else min(limit, len(corpus))
-    translator.model.train(False)
     start = time.perf_counter()
     sources = [corpus.src(i).tolist() for i in range(count)]
-    translations = translator.translate_ids(sources, **decode)
+    translations = translator.translate_ids(sources, options, heads=heads)
     seconds = time.perf_counter() - start
     hypotheses = [translation.text for translation in translations]
     refs = references[:count]
@@ -85,7 +85,10 @@ def load_split(
     return corpus, references
 
 
-def evaluate_split(run: Run, split: SplitPaths, *, loss: bool = True, **decode: Any) -> Evaluation:
+def evaluate_split(
+    run: Run, split: SplitPaths, options: DecodeOptions | None = None, *, loss: bool = True
+) -> Evaluation:
     """Evaluate a loaded run on `split` (see :func:`evaluate_corpus`)."""
     corpus, references = load_split(run, split)
-    return evaluate_corpus(Translator.from_run(run), corpus, references, loss=loss, **decode)
+    translator = Translator.from_run(run)
+    return evaluate_corpus(translator, corpus, references, options=options, loss=loss)

@@ -1,4 +1,5 @@
-"""Evaluation: perplexity by teacher forcing, and BLEU / chrF of decoded text (sacrebleu).
+"""Evaluation: perplexity by teacher forcing (:mod:`attnmt.evaluate.forced`), and BLEU /
+chrF of decoded text (sacrebleu).
 
 BLEU and chrF are computed by sacrebleu on detokenised, cased text against the raw
 reference lines, so the numbers are comparable with published ones.
@@ -12,13 +13,10 @@ from dataclasses import dataclass
 
 import sacrebleu
 import torch
-import torch.nn.functional as F
 
-from attnmt.data.batching import BatchSampler, make_batch
 from attnmt.data.corpus import TokenizedCorpus
-from attnmt.device import autocast
+from attnmt.evaluate.forced import forced_batches
 from attnmt.models.interface import Seq2SeqModel
-from attnmt.special import PAD_ID
 
 
 def corpus_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -42,15 +40,17 @@ def exact_match(hypotheses: Sequence[str], references: Sequence[str]) -> float:
 
 @dataclass
 class LossResult:
+    """The teacher-forced loss of a corpus."""
+
     nll: float  # mean negative log-likelihood per target token (nats)
-    tokens: int
+    tokens: int  # target tokens scored, EOS included
 
     @property
     def ppl(self) -> float:
+        """Perplexity exp(nll), capped at exp(50) so an untrained model does not overflow."""
         return math.exp(min(self.nll, 50.0))
 
 
-@torch.inference_mode()
 def corpus_loss(
     model: Seq2SeqModel,
     corpus: TokenizedCorpus,
@@ -58,19 +58,13 @@ def corpus_loss(
     device: torch.device,
     dtype: torch.dtype | None = None,
 ) -> LossResult:
-    """Teacher-forced NLL per target token (no label smoothing) over a whole corpus."""
-    model.train(False)
+    """Teacher-forced NLL per target token (no label smoothing) over a whole corpus,
+
+        nll = -Σ_k Σ_t log p(y_kt | y_k,<t, x_k) / Σ_k (T_k + 1)
+
+    where pair k has T_k target tokens and EOS is predicted (and counted) too."""
     total, tokens = 0.0, 0
-    sampler = BatchSampler(corpus.src_lengths, corpus.tgt_lengths, batch_tokens, False, 0)
-    for indices in sampler:
-        batch = make_batch(corpus, indices).to(device)
-        with autocast(device, dtype):
-            logits, _ = model(batch.src, batch.src_lengths, batch.tgt_in)
-        total += F.cross_entropy(
-            logits.float().flatten(0, 1),
-            batch.tgt_out.flatten(),
-            ignore_index=PAD_ID,
-            reduction="sum",
-        ).item()
-        tokens += batch.n_tgt_tokens
+    for forced in forced_batches(model, corpus, batch_tokens, device, dtype, need_weights=False):
+        total += forced.nll_sum()
+        tokens += forced.batch.n_tgt_tokens
     return LossResult(total / max(tokens, 1), tokens)

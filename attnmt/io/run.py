@@ -17,8 +17,8 @@ import torch
 from attnmt.config import Config
 from attnmt.data.tokenize import Tokenizer, load_tokenizers
 from attnmt.device import resolve_device, resolve_precision
-from attnmt.io.checkpoint import find_model_checkpoint, load_checkpoint, model_from_payload
-from attnmt.models.seq2seq import Seq2Seq
+from attnmt.io.checkpoint import find_model_checkpoint, load_checkpoint, model_from_checkpoint
+from attnmt.models.interface import TrainableModel
 
 
 @dataclass
@@ -26,7 +26,7 @@ class Run:
     """A trained model with its tokenizers, ready to decode."""
 
     run_dir: Path
-    model: Seq2Seq
+    model: TrainableModel
     config: Config
     src_tok: Tokenizer
     tgt_tok: Tokenizer
@@ -35,11 +35,15 @@ class Run:
 
     @classmethod
     def load(cls, run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
-        """Load `run_dir`'s `which` checkpoint (best, last or a path) onto `device`."""
+        """Load `run_dir`'s `which` checkpoint (best, last, averaged or a path) onto
+        `device`, with the tokenizers it was trained with, in the precision
+        :func:`attnmt.device.resolve_precision` chooses from what training recorded."""
         resolved = resolve_device(device)
-        payload = load_checkpoint(find_model_checkpoint(Path(run_dir), which))
-        model, config = model_from_payload(payload, resolved)
-        src_tok, tgt_tok = load_tokenizers(Path(run_dir) / "tokenizer")
-        # what training measured on the run's own batches beats a micro-benchmark
-        dtype = resolve_precision(config.train.precision, resolved, payload.get("precision"))
-        return cls(Path(run_dir), model, config, src_tok, tgt_tok, resolved, dtype)
+        checkpoint = load_checkpoint(find_model_checkpoint(Path(run_dir), which))
+        header = checkpoint.header
+        model = model_from_checkpoint(checkpoint, resolved)
+        tokenizer_dir = Path(run_dir) / "tokenizer"
+        src_tok, tgt_tok = load_tokenizers(tokenizer_dir)
+        header.check_tokenizers(src_tok, tgt_tok, tokenizer_dir)
+        dtype = resolve_precision(header.config.train.precision, resolved, header.precision)
+        return cls(Path(run_dir), model, header.config, src_tok, tgt_tok, resolved, dtype)

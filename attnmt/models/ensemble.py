@@ -63,6 +63,12 @@ class Ensemble(nn.Module):
     def has_attention(self) -> bool:
         return any(model.has_attention for model in self.models)
 
+    @property
+    def max_src_len(self) -> int | None:
+        """The shortest limit of any member (None: no member has one)."""
+        limits = [model.max_src_len for model in self.models if model.max_src_len is not None]
+        return min(limits, default=None)
+
     def encode(self, src: Tensor, src_lengths: Tensor) -> PerMember:
         return PerMember([model.encode(src, src_lengths) for model in self.models])
 
@@ -72,11 +78,11 @@ class Ensemble(nn.Module):
         )
 
     def step(
-        self, tokens: Tensor, enc: PerMember, state: PerMember
+        self, tokens: Tensor, enc: PerMember, state: PerMember, need_weights: bool = True
     ) -> tuple[Tensor, Tensor | None, PerMember]:
         """log (1/M) Σ_m p_m, computed as logsumexp_m(log p_m) - log M: (B, V)."""
         outputs = [
-            model.step(tokens, e, s)
+            model.step(tokens, e, s, need_weights)
             for model, e, s in zip(self.models, enc.items, state.items, strict=True)
         ]
         log_probs = torch.stack([out[0] for out in outputs])  # (M, B, V)
@@ -86,12 +92,16 @@ class Ensemble(nn.Module):
         return log_probs, attention, PerMember([out[2] for out in outputs])
 
     def forward(
-        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor
+        self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor, need_weights: bool = True
     ) -> tuple[Tensor, Tensor | None]:
         """Teacher forcing: log (1/M) Σ_m p_m as "logits" (B, T, V) (already normalised, so
         a softmax or log-softmax of them gives the ensemble's distribution)."""
-        outputs = [model(src, src_lengths, tgt_in) for model in self.models]
+        outputs = [model(src, src_lengths, tgt_in, need_weights) for model in self.models]
         log_probs = torch.stack([out[0].float().log_softmax(-1) for out in outputs])
         log_probs = torch.logsumexp(log_probs, dim=0) - math.log(len(outputs))  # (B, T, V)
         weights = [out[1] for out in outputs if out[1] is not None]
         return log_probs, torch.stack(weights).mean(0) if weights else None
+
+    def attention_maps(self, src: Tensor, src_lengths: Tensor, tgt_in: Tensor) -> dict[str, Tensor]:
+        """None to show: the members' heads do not average into heads of the ensemble."""
+        return {}

@@ -26,7 +26,7 @@ from torch import nn
 
 from attnmt.config import ModelConfig
 from attnmt.models.rnn_decoders import BahdanauDecoder, Decoder, LuongDecoder, PlainDecoder
-from attnmt.models.rnn_encoder import Encoder
+from attnmt.models.rnn_encoder import RNNEncoder
 from attnmt.models.seq2seq import Seq2Seq
 from attnmt.nn.attention import Attention
 from attnmt.nn.bridge import Bridge
@@ -100,7 +100,7 @@ DECODERS: dict[str, Callable[[ModelConfig, DecoderParts], Decoder]] = {
 
 def build(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:
     """The RNN encoder-decoder that `config` describes."""
-    encoder = Encoder(
+    encoder = RNNEncoder(
         vocab_size=src_vocab_size,
         embed_dim=config.embed_dim,
         hidden_dim=config.hidden_dim,
@@ -120,4 +120,6 @@ def build(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2
     generator = nn.Linear(decoder.output_dim, tgt_vocab_size)
     if config.tie_embeddings:
         generator.weight = decoder.embedding.weight
-    return Seq2Seq(encoder, decoder, generator)
+    location = config.attention.score == "location" and config.decoder != "none"
+    max_src_len = config.attention.max_src_len if location else None  # a weight row a position
+    return Seq2Seq(encoder, decoder, generator, max_src_len)

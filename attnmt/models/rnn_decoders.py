@@ -4,7 +4,7 @@ Luong (query h_t), sharing one step loop.
 Each has the decoder duties of :class:`attnmt.models.seq2seq.Seq2Seq`:
 
 - ``prepare(enc)``: project the attention keys once per sentence;
-- ``init_state(enc)``: the initial :class:`DecoderState` from the encoder's final state,
+- ``init_state(enc)``: the initial :class:`RNNDecoderState` from the encoder's final state,
   through the bridge;
 - ``forward(tgt_in, enc, state)``: teacher forcing over a whole target (B, T);
 - ``step(tokens, enc, state)``: one incremental step for tokens (B,).
@@ -16,30 +16,30 @@ without attention).
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass, replace
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
-from attnmt.models.rnn_encoder import EncoderOutput
+from attnmt.models.rnn_encoder import RNNEncoderOutput, RNNMemory
 from attnmt.nn.attention import Attention
 from attnmt.nn.bridge import Bridge
 from attnmt.nn.rnn import RNNState, make_rnn, select_batch, top_layer
 
 
 @dataclass
-class DecoderState:
+class RNNDecoderState:
     """What one decoding step hands to the next."""
 
     hidden: RNNState  # decoder RNN state, (L, B, H) (a pair for LSTM)
     feed: Tensor | None = None  # Luong h~_{t-1} with input feeding, or Cho's context c: (B, ·)
     step: int = 0  # index t of the next target position
 
-    def index_select(self, index: Tensor) -> DecoderState:
+    def index_select(self, index: Tensor) -> RNNDecoderState:
         """Reorder or repeat sentences, e.g. to follow beams."""
         feed = self.feed.index_select(0, index) if self.feed is not None else None
-        return DecoderState(select_batch(self.hidden, index), feed, self.step)
+        return RNNDecoderState(select_batch(self.hidden, index), feed, self.step)
 
 
 class Decoder(nn.Module):
@@ -67,33 +67,40 @@ class Decoder(nn.Module):
     def has_attention(self) -> bool:
         return self.attention is not None
 
-    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
-        """Project the attention keys W h_j once per sentence (nothing without attention)."""
-        if self.attention is not None:
-            enc.keys = self.attention.project_keys(enc.memory)
-        return enc
+    def prepare(self, encoded: RNNEncoderOutput) -> RNNMemory:
+        """The frozen memory: the encoder output with the attention keys W h_j projected
+        once per sentence (None without attention)."""
+        keys = self.attention.project_keys(encoded.memory) if self.attention else None
+        fields = {field.name: getattr(encoded, field.name) for field in dataclasses.fields(encoded)}
+        return RNNMemory(**fields, keys=keys)
 
-    def init_state(self, enc: EncoderOutput) -> DecoderState:
-        return DecoderState(hidden=self.bridge(enc.final))
+    def init_state(self, enc: RNNMemory) -> RNNDecoderState:
+        return RNNDecoderState(hidden=self.bridge(enc.final))
 
     def step(
-        self, tokens: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor | None, DecoderState]:
-        """One step: previous tokens (B,) -> output (B, D), attention (B, heads, S), state."""
+        self, tokens: Tensor, enc: RNNMemory, state: RNNDecoderState, need_weights: bool = True
+    ) -> tuple[Tensor, Tensor | None, RNNDecoderState]:
+        """One step: previous tokens (B,) -> output (B, D), attention (B, heads, S), state.
+        The weights are formed anyway (the context needs them); without `need_weights`
+        they are not returned."""
         embedded = self.dropout(self.embedding(tokens.unsqueeze(1)))  # (B, 1, E)
         output, weights, state = self._steps(embedded, enc, state)
-        return output.squeeze(1), (weights.squeeze(2) if weights is not None else None), state
+        if weights is None or not need_weights:
+            return output.squeeze(1), None, state
+        return output.squeeze(1), weights.squeeze(2), state
 
     def forward(
-        self, tgt_in: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor | None, DecoderState]:
-        """Teacher forcing: tgt_in (B, T) -> outputs (B, T, D), attention (B, heads, T, S)."""
+        self, tgt_in: Tensor, enc: RNNMemory, state: RNNDecoderState, need_weights: bool = True
+    ) -> tuple[Tensor, Tensor | None, RNNDecoderState]:
+        """Teacher forcing: tgt_in (B, T) -> outputs (B, T, D), attention (B, heads, T, S)
+        (None without `need_weights`)."""
         embedded = self.dropout(self.embedding(tgt_in))  # (B, T, E)
-        return self._steps(embedded, enc, state)
+        output, weights, state = self._steps(embedded, enc, state)
+        return output, weights if need_weights else None, state
 
     def _steps(
-        self, embedded: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor | None, DecoderState]:  # pragma: no cover
+        self, embedded: Tensor, enc: RNNMemory, state: RNNDecoderState
+    ) -> tuple[Tensor, Tensor | None, RNNDecoderState]:  # pragma: no cover
         raise NotImplementedError
 
 
@@ -133,13 +140,13 @@ class PlainDecoder(Decoder):
         )
         self.output_dim = hidden_dim
 
-    def init_state(self, enc: EncoderOutput) -> DecoderState:
+    def init_state(self, enc: RNNMemory) -> RNNDecoderState:
         context = top_layer(enc.final) if self.feed_context else None  # (B, Dk)
-        return DecoderState(hidden=self.bridge(enc.final), feed=context)
+        return RNNDecoderState(hidden=self.bridge(enc.final), feed=context)
 
     def _steps(
-        self, embedded: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor | None, DecoderState]:
+        self, embedded: Tensor, enc: RNNMemory, state: RNNDecoderState
+    ) -> tuple[Tensor, Tensor | None, RNNDecoderState]:
         steps = embedded.size(1)
         inputs = embedded  # (B, T, E)
         if state.feed is not None:
@@ -161,16 +168,7 @@ class BahdanauDecoder(Decoder):
 
     c_i feeds s_i, so the steps run one after another; the output layer t_i runs once
     over all steps afterwards.
-
-    ``fused_gru = True`` runs a one-layer GRU through :meth:`_gru_steps` instead: the
-    GRU's input projection splits as W_i [E y_{i-1}; c_i] = W_iE E y_{i-1} + W_ic c_i,
-    and the first term, which does not depend on the previous state, is computed for all
-    steps in one matmul before the loop. It is off because it measured no faster than
-    nn.GRU's own step on the AMD EPYC (BENCHMARKS.md, "Decoder loop"); tests keep the two
-    equal so that it can be measured again on other machines.
     """
-
-    fused_gru: bool = False
 
     def __init__(
         self,
@@ -191,12 +189,9 @@ class BahdanauDecoder(Decoder):
         self.output_dim = hidden_dim
 
     def _steps(
-        self, embedded: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor | None, DecoderState]:
+        self, embedded: Tensor, enc: RNNMemory, state: RNNDecoderState
+    ) -> tuple[Tensor, Tensor | None, RNNDecoderState]:
         assert self.attention is not None and enc.keys is not None
-        rnn = self.rnn
-        if self.fused_gru and isinstance(rnn, nn.GRU) and rnn.num_layers == 1 and rnn.bias:
-            return self._gru_steps(embedded, enc, state)
         hidden = state.hidden
         states, contexts, weights = [], [], []
         for t in range(embedded.size(1)):
@@ -213,49 +208,7 @@ class BahdanauDecoder(Decoder):
         s = torch.cat(states, dim=1)  # (B, T, H)
         c = torch.cat(contexts, dim=1)  # (B, T, Dk)
         readout = torch.tanh(self.W_o(torch.cat([s, c, embedded], dim=-1)))  # (B, T, H)
-        next_state = DecoderState(hidden, None, state.step + embedded.size(1))
-        return self.dropout(readout), torch.cat(weights, dim=2), next_state
-
-    def _gru_steps(
-        self, embedded: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor | None, DecoderState]:
-        """The same recurrence with the GRU cell written out (equal to nn.GRU within
-        rounding, tests/models/test_rnn_decoders.py) and W_iE E y hoisted out of the loop:
-
-            r = σ(W_ir x + b_ir + W_hr s + b_hr),   z = σ(W_iz x + b_iz + W_hz s + b_hz)
-            n = tanh(W_in x + b_in + r ⊙ (W_hn s + b_hn)),   s' = (1 - z) ⊙ n + z ⊙ s
-        """
-        assert self.attention is not None and enc.keys is not None
-        weight = self.rnn.get_parameter
-        embed_dim = embedded.size(-1)
-        w_ih, w_hh = weight("weight_ih_l0"), weight("weight_hh_l0")  # (3H, E + Dk), (3H, H)
-        b_ih, b_hh = weight("bias_ih_l0"), weight("bias_hh_l0")  # (3H,)
-        x_embedded = F.linear(embedded, w_ih[:, :embed_dim], b_ih)  # (B, T, 3H)
-        w_context = w_ih[:, embed_dim:]  # (3H, Dk)
-        hidden = state.hidden
-        assert isinstance(hidden, Tensor)
-        s = hidden[0]  # s_{i-1}: (B, H)
-        states, contexts, weights = [], [], []
-        for t in range(embedded.size(1)):
-            positions = torch.tensor([state.step + t], device=embedded.device)
-            context, alpha = self.attention(
-                s.unsqueeze(1), enc.keys, enc.src_mask, enc.src_lengths, positions
-            )  # (B, 1, Dk), (B, heads, 1, S)
-            x_gates = x_embedded[:, t] + F.linear(context.squeeze(1), w_context)  # (B, 3H)
-            h_gates = F.linear(s, w_hh, b_hh)  # (B, 3H)
-            x_r, x_z, x_n = x_gates.chunk(3, dim=-1)  # (B, H) each
-            h_r, h_z, h_n = h_gates.chunk(3, dim=-1)
-            r = torch.sigmoid(x_r + h_r)
-            z = torch.sigmoid(x_z + h_z)
-            n = torch.tanh(x_n + r * h_n)
-            s = torch.lerp(n, s.to(n.dtype), z)  # (1 - z) n + z s: (B, H)
-            states.append(s)
-            contexts.append(context)
-            weights.append(alpha)
-        s_all = torch.stack(states, dim=1)  # (B, T, H)
-        c = torch.cat(contexts, dim=1)  # (B, T, Dk)
-        readout = torch.tanh(self.W_o(torch.cat([s_all, c, embedded], dim=-1)))  # (B, T, H)
-        next_state = DecoderState(s.unsqueeze(0), None, state.step + embedded.size(1))
+        next_state = RNNDecoderState(hidden, None, state.step + embedded.size(1))
         return self.dropout(readout), torch.cat(weights, dim=2), next_state
 
 
@@ -293,15 +246,15 @@ class LuongDecoder(Decoder):
         self.W_c = nn.Linear(key_dim + hidden_dim, hidden_dim, bias=False)
         self.output_dim = hidden_dim
 
-    def init_state(self, enc: EncoderOutput) -> DecoderState:
+    def init_state(self, enc: RNNMemory) -> RNNDecoderState:
         hidden = self.bridge(enc.final)
         feed = None
         if self.input_feeding:
             h = top_layer(hidden)
             feed = h.new_zeros(h.size(0), self.output_dim)  # h~_0 = 0
-        return DecoderState(hidden=hidden, feed=feed)
+        return RNNDecoderState(hidden=hidden, feed=feed)
 
-    def _attend(self, output: Tensor, enc: EncoderOutput, first_step: int) -> tuple[Tensor, Tensor]:
+    def _attend(self, output: Tensor, enc: RNNMemory, first_step: int) -> tuple[Tensor, Tensor]:
         """h~_t and α_t for RNN outputs h_t (B, T, H) at steps first_step, first_step + 1, …"""
         assert self.attention is not None and enc.keys is not None
         positions = torch.arange(first_step, first_step + output.size(1), device=output.device)
@@ -312,13 +265,13 @@ class LuongDecoder(Decoder):
         return self.dropout(attentional), weights
 
     def _steps(
-        self, embedded: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor | None, DecoderState]:
+        self, embedded: Tensor, enc: RNNMemory, state: RNNDecoderState
+    ) -> tuple[Tensor, Tensor | None, RNNDecoderState]:
         steps = embedded.size(1)
         if not self.input_feeding:  # fast path: one RNN call, one attention call
             output, hidden = self.rnn(embedded, state.hidden)  # (B, T, H)
             attentional, weights = self._attend(output, enc, state.step)
-            return attentional, weights, DecoderState(hidden, None, state.step + steps)
+            return attentional, weights, RNNDecoderState(hidden, None, state.step + steps)
         hidden, feed = state.hidden, state.feed
         assert feed is not None
         outputs, alphas = [], []
@@ -329,5 +282,5 @@ class LuongDecoder(Decoder):
             feed = attentional.squeeze(1)
             outputs.append(attentional)
             alphas.append(alpha)
-        next_state = DecoderState(hidden, feed, state.step + steps)
+        next_state = RNNDecoderState(hidden, feed, state.step + steps)
         return torch.cat(outputs, dim=1), torch.cat(alphas, dim=2), next_state

@@ -14,23 +14,31 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import pack_padded_sequence, pad_packed_sequence
 
-from attnmt.nn.attention import Keys
 from attnmt.nn.rnn import RNNState, make_rnn, map_state, reverse_padded
+from attnmt.nn.scores import Keys
 
 
-@dataclass
-class EncoderOutput:
-    """Everything a decoder needs about the source, computed once per sentence."""
+@dataclass(frozen=True)
+class RNNEncoderOutput:
+    """What the recurrent encoder computes about the source, once per sentence."""
 
     memory: Tensor  # encoder states h_j, (B, S, Dk), in source order
     src_mask: Tensor  # (B, S) bool, True marks a real token
     src_lengths: Tensor  # (B,) long
     final: RNNState  # final encoder state per layer, (L_enc, B, Dk)
-    keys: Keys | None = None  # attention keys projected once (None without attention)
 
-    def index_select(self, index: Tensor) -> EncoderOutput:
-        """Reorder or repeat sentences, e.g. to follow beams."""
-        return EncoderOutput(
+
+@dataclass(frozen=True)
+class RNNMemory(RNNEncoderOutput):
+    """The encoder output with the attention keys projected once (the decoder's
+    ``prepare``): the frozen memory every decoding step reads. `keys` is None exactly
+    when the decoder has no attention."""
+
+    keys: Keys | None = None  # W h_j for the score, and the values to average
+
+    def index_select(self, index: Tensor) -> RNNMemory:
+        """The memory of sentences `index` (reordered or repeated), e.g. to follow beams."""
+        return RNNMemory(
             memory=self.memory.index_select(0, index),
             src_mask=self.src_mask.index_select(0, index),
             src_lengths=self.src_lengths.index_select(0, index.to(self.src_lengths.device)),
@@ -39,7 +47,7 @@ class EncoderOutput:
         )
 
 
-class Encoder(nn.Module):
+class RNNEncoder(nn.Module):
     """Embedding + RNN. The output size is `hidden_dim` in total (split across directions)."""
 
     def __init__(
@@ -65,8 +73,9 @@ class Encoder(nn.Module):
             rnn, embed_dim, hidden_dim // self.directions, layers, dropout, bidirectional
         )
 
-    def forward(self, src: Tensor, src_lengths: Tensor) -> EncoderOutput:
-        """src (B, S) token ids, src_lengths (B,) -> EncoderOutput (keys not yet projected)."""
+    def forward(self, src: Tensor, src_lengths: Tensor) -> RNNEncoderOutput:
+        """src (B, S) token ids, src_lengths (B,) -> what the decoder's ``prepare`` turns
+        into the frozen :class:`RNNMemory`."""
         src_len = src.size(1)
         # An empty sentence is read as one padding token, so every row has a state.
         src_lengths = src_lengths.clamp(min=1)
@@ -85,7 +94,7 @@ class Encoder(nn.Module):
         src_mask = torch.arange(src_len, device=src.device).unsqueeze(0) < src_lengths.to(
             src.device
         ).unsqueeze(1)  # (B, S)
-        return EncoderOutput(
+        return RNNEncoderOutput(
             memory=memory,  # (B, S, Dk)
             src_mask=src_mask,
             src_lengths=src_lengths,

@@ -40,7 +40,7 @@ from attnmt.models.transformer_layers import (
     TransformerDecoder,
     TransformerEncoder,
 )
-from attnmt.nn.positions import build_positions
+from attnmt.nn.positions import MAX_LEARNED_POSITIONS, build_positions
 from attnmt.special import PAD_ID
 
 
@@ -58,12 +58,13 @@ class TransformerSeq2Seq(Seq2Seq):
         """
         encoder = cast(TransformerEncoder, self.encoder)
         decoder = cast(TransformerDecoder, self.decoder)
-        enc = decoder.prepare(encoder(src, src_lengths, record=True))
-        result = decoder.run(tgt_in, enc, decoder.init_state(enc))
-        assert enc.self_attention is not None
+        encoded = encoder(src, src_lengths, record=True)
+        memory = decoder.prepare(encoded)
+        result = decoder.run(tgt_in, memory, decoder.init_state(memory))
+        assert encoded.self_attention is not None  # recorded, as asked
         return {
             "cross": torch.stack([layer.cross_weights for layer in result.attention], dim=1),
-            "encoder": enc.self_attention,
+            "encoder": encoded.self_attention,
             "decoder": torch.stack([layer.self_weights for layer in result.attention], dim=1),
         }
 
@@ -94,4 +95,5 @@ def build(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2
     generator = nn.Linear(dim, tgt_vocab_size)
     if config.tie_embeddings:
         generator.weight = decoder.embedding.weight
-    return TransformerSeq2Seq(encoder, decoder, generator)
+    max_src_len = MAX_LEARNED_POSITIONS if config.positions == "learned" else None
+    return TransformerSeq2Seq(encoder, decoder, generator, max_src_len)

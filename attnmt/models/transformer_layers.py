@@ -26,9 +26,9 @@ from typing import TypeVar, cast
 import torch
 from torch import Tensor, nn
 
-from attnmt.nn.attention import Attention, Keys
+from attnmt.nn.attention import Attention
 from attnmt.nn.positions import Positions
-from attnmt.nn.scores import MultiHeadScore
+from attnmt.nn.scores import Keys, MultiHeadScore
 from attnmt.nn.windows import GlobalWindow
 
 T = TypeVar("T")
@@ -218,26 +218,34 @@ class Embedder(nn.Module):
 # Encoder and decoder
 
 
-@dataclass
-class EncoderOutput:
-    """What the decoder needs about the source, computed once per sentence."""
+@dataclass(frozen=True)
+class TransformerEncoderOutput:
+    """What the encoder computes about the source, once per sentence."""
 
     memory: Tensor  # encoder output h_j, (B, S, D), zero at padding
     src_mask: Tensor  # (B, S) bool, True on real tokens
     src_lengths: Tensor  # (B,) long
-    keys: tuple[Keys, ...] = ()  # cross-attention keys and values, one per decoder layer
     self_attention: Tensor | None = field(default=None, repr=False)
     """(B, layers, heads, S, S), only when the encoder was asked to record it."""
 
-    def index_select(self, index: Tensor) -> EncoderOutput:
-        """Reorder or repeat sentences, e.g. to follow beams."""
-        weights = self.self_attention
-        return EncoderOutput(
+
+@dataclass(frozen=True)
+class TransformerMemory:
+    """The frozen memory every decoding step reads: the encoder output with every decoder
+    layer's cross-attention keys and values projected once (the decoder's ``prepare``)."""
+
+    memory: Tensor  # (B, S, D)
+    src_mask: Tensor  # (B, S)
+    src_lengths: Tensor  # (B,)
+    keys: tuple[Keys, ...]  # one per decoder layer
+
+    def index_select(self, index: Tensor) -> TransformerMemory:
+        """The memory of sentences `index` (reordered or repeated), e.g. to follow beams."""
+        return TransformerMemory(
             memory=self.memory.index_select(0, index),
             src_mask=self.src_mask.index_select(0, index),
             src_lengths=self.src_lengths.index_select(0, index.to(self.src_lengths.device)),
             keys=tuple(keys.index_select(index) for keys in self.keys),
-            self_attention=None if weights is None else weights.index_select(0, index),
         )
 
 
@@ -251,9 +259,12 @@ class TransformerEncoder(nn.Module):
         dim = embedder.embedding.embedding_dim
         self.final_norm = nn.LayerNorm(dim) if final_norm else nn.Identity()
 
-    def forward(self, src: Tensor, src_lengths: Tensor, record: bool = False) -> EncoderOutput:
-        """src (B, S) token ids, src_lengths (B,) -> EncoderOutput (keys not yet projected);
-        with `record`, the self-attention of every layer and head too."""
+    def forward(
+        self, src: Tensor, src_lengths: Tensor, record: bool = False
+    ) -> TransformerEncoderOutput:
+        """src (B, S) token ids, src_lengths (B,) -> what the decoder's ``prepare`` turns
+        into the frozen :class:`TransformerMemory`; with `record`, the self-attention of
+        every layer and head too."""
         # An empty sentence is read as one padding token, so every query has a key.
         src_lengths = src_lengths.clamp(min=1)
         positions = torch.arange(src.size(1), device=src.device)  # (S,)
@@ -265,7 +276,7 @@ class TransformerEncoder(nn.Module):
             if record:
                 recorded.append(weights)
         memory = self.final_norm(x).masked_fill(~src_mask.unsqueeze(-1), 0.0)
-        return EncoderOutput(
+        return TransformerEncoderOutput(
             memory=memory,
             src_mask=src_mask,
             src_lengths=src_lengths,
@@ -274,7 +285,7 @@ class TransformerEncoder(nn.Module):
 
 
 @dataclass
-class DecoderState:
+class TransformerDecoderState:
     """The key/value cache of the decoder's self-attention: for every layer, K and V of
     every target position so far, (B, heads, t, d_k). Only real tokens are cached (search
     feeds no padding). Follows beams through `index_select`."""
@@ -282,8 +293,10 @@ class DecoderState:
     cache: tuple[Keys, ...] = ()  # empty before the first step
     step: int = 0  # index t of the next target position
 
-    def index_select(self, index: Tensor) -> DecoderState:
-        return DecoderState(tuple(keys.index_select(index) for keys in self.cache), self.step)
+    def index_select(self, index: Tensor) -> TransformerDecoderState:
+        return TransformerDecoderState(
+            tuple(keys.index_select(index) for keys in self.cache), self.step
+        )
 
 
 @dataclass
@@ -292,7 +305,7 @@ class DecoderRun:
 
     output: Tensor  # (B, T, D)
     attention: list[LayerAttention]
-    state: DecoderState
+    state: TransformerDecoderState
 
 
 class TransformerDecoder(nn.Module):
@@ -322,19 +335,22 @@ class TransformerDecoder(nn.Module):
         """The target embedding matrix (what tie_embeddings shares with the output layer)."""
         return self.embedder.embedding
 
-    def prepare(self, enc: EncoderOutput) -> EncoderOutput:
-        """Project every layer's cross-attention keys and values once per sentence."""
-        enc.keys = tuple(layer.cross_attention.project_keys(enc.memory) for layer in self._layers)
-        return enc
+    def prepare(self, encoded: TransformerEncoderOutput) -> TransformerMemory:
+        """The frozen memory: every layer's cross-attention keys and values projected once
+        per sentence."""
+        keys = tuple(layer.cross_attention.project_keys(encoded.memory) for layer in self._layers)
+        return TransformerMemory(encoded.memory, encoded.src_mask, encoded.src_lengths, keys)
 
     @property
     def _layers(self) -> list[DecoderLayer]:
         return cast(list[DecoderLayer], list(self.layers))
 
-    def init_state(self, enc: EncoderOutput) -> DecoderState:
-        return DecoderState()
+    def init_state(self, enc: TransformerMemory) -> TransformerDecoderState:
+        return TransformerDecoderState()
 
-    def run(self, tokens: Tensor, enc: EncoderOutput, state: DecoderState) -> DecoderRun:
+    def run(
+        self, tokens: Tensor, enc: TransformerMemory, state: TransformerDecoderState
+    ) -> DecoderRun:
         """tokens (B, T) at positions state.step .. state.step + T - 1."""
         past, steps = state.step, tokens.size(1)
         positions = torch.arange(past, past + steps, device=tokens.device)  # (T,)
@@ -353,20 +369,33 @@ class TransformerDecoder(nn.Module):
             )
             caches.append(keys)
             weights.append(attention)
-        return DecoderRun(self.final_norm(x), weights, DecoderState(tuple(caches), past + steps))
+        return DecoderRun(
+            self.final_norm(x), weights, TransformerDecoderState(tuple(caches), past + steps)
+        )
 
     def forward(
-        self, tgt_in: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor, DecoderState]:
+        self,
+        tgt_in: Tensor,
+        enc: TransformerMemory,
+        state: TransformerDecoderState,
+        need_weights: bool = True,
+    ) -> tuple[Tensor, Tensor | None, TransformerDecoderState]:
         """Teacher forcing: tgt_in (B, T) -> outputs (B, T, D), the last layer's
-        cross-attention (B, heads, T, S), the state after T positions."""
+        cross-attention (B, heads, T, S) (None without `need_weights`), the state after T
+        positions."""
         result = self.run(tgt_in, enc, state)
-        return result.output, result.attention[-1].cross_weights, result.state
+        weights = result.attention[-1].cross_weights if need_weights else None
+        return result.output, weights, result.state
 
     def step(
-        self, tokens: Tensor, enc: EncoderOutput, state: DecoderState
-    ) -> tuple[Tensor, Tensor, DecoderState]:
-        """One position: tokens (B,) -> output (B, D), attention (B, heads, S), state."""
+        self,
+        tokens: Tensor,
+        enc: TransformerMemory,
+        state: TransformerDecoderState,
+        need_weights: bool = True,
+    ) -> tuple[Tensor, Tensor | None, TransformerDecoderState]:
+        """One position: tokens (B,) -> output (B, D), attention (B, heads, S) (None
+        without `need_weights`), state."""
         result = self.run(tokens.unsqueeze(1), enc, state)
-        cross = result.attention[-1].cross_weights.squeeze(2)
+        cross = result.attention[-1].cross_weights.squeeze(2) if need_weights else None
         return result.output.squeeze(1), cross, result.state

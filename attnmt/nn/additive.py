@@ -5,8 +5,8 @@
 
 Written as tensor operations, autograd keeps the (B, T, S, A) tanh for backward, and
 ``v_a``'s matmul keeps a second copy of it: two tensors the size of the whole batch's
-attention hidden layer (for the reference Multi30k model and a 4,096-token batch, about
-310 MB of the 440 MB that a training step keeps for backward). This function keeps only
+attention hidden layer, most of what a training step keeps for backward (BENCHMARKS.md,
+"Training memory: fused output layer and loss, fused concat score"). This function keeps only
 q (B, T, A), k (B, S, A) and v_a, and recomputes the tanh in backward, one step at a
 time in the decoder loop:
 

@@ -21,25 +21,11 @@ caller at every decoding step; no module stores them on ``self``.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, NamedTuple
-
 import torch
 from torch import Tensor, nn
 
-if TYPE_CHECKING:
-    from attnmt.nn.scores import Score
-    from attnmt.nn.windows import Window
-
-
-class Keys(NamedTuple):
-    """What a score precomputes from the encoder memory, once per sentence."""
-
-    keys: Tensor  # compared with the query: (B, S, ·) or (B, heads, S, ·)
-    values: Tensor  # averaged into the context: (B, S, D) or (B, heads, S, D/heads)
-
-    def index_select(self, index: Tensor) -> Keys:
-        """Reorder or repeat sentences (beam search)."""
-        return Keys(self.keys.index_select(0, index), self.values.index_select(0, index))
+from attnmt.nn.scores import Keys, Score
+from attnmt.nn.windows import Window
 
 
 def attend(

@@ -19,8 +19,8 @@ class _StandardStrides:
 
     A batch-first RNN returns its (T, B, H) result transposed. For one step (T = 1) the
     strides (H, B·H, 1) still count as contiguous, but under CPU bf16 autocast a linear
-    layer on them ran as a batched matmul over a copy of its weight per row: 140 ms
-    against 0.7 ms for 500 rows of 512, which made Luong decoding 3.5x slower.
+    layer on them ran as a batched matmul over a copy of its weight per row, far slower
+    (BENCHMARKS.md, "Issue 11, second pass").
     """
 
     def forward(self, input: Any, hx: Any = None) -> Any:  # noqa: A002 (nn.RNNBase's name)

@@ -6,11 +6,22 @@ caller at every decoding step; no module stores them on ``self``."""
 from __future__ import annotations
 
 import math
+from typing import NamedTuple
 
 from torch import Tensor, nn
 
 from attnmt.nn.additive import additive_scores
-from attnmt.nn.attention import Keys
+
+
+class Keys(NamedTuple):
+    """What a score precomputes from the encoder memory, once per sentence."""
+
+    keys: Tensor  # compared with the query: (B, S, ·) or (B, heads, S, ·)
+    values: Tensor  # averaged into the context: (B, S, D) or (B, heads, S, D/heads)
+
+    def index_select(self, index: Tensor) -> Keys:
+        """Reorder or repeat sentences (beam search)."""
+        return Keys(self.keys.index_select(0, index), self.values.index_select(0, index))
 
 
 class Score(nn.Module):

@@ -2,8 +2,8 @@
 
 Three ways to choose the next token: greedy search (:func:`greedy`), beam search
 (:func:`beam_search`) and sampling (:func:`sample`); :func:`decode` picks one as a
-:class:`attnmt.config.DecodeConfig` says. Every search takes its settings from one
-``DecodeConfig`` and works on any model with the interface of
+:class:`attnmt.config.DecodeOptions` says. Every search takes its settings from one
+``DecodeOptions`` and works on any model with the interface of
 :mod:`attnmt.models.interface`.
 
 Everything is batched. The sentences × beams (or samples) of a batch are the rows of

@@ -7,15 +7,16 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-from attnmt.config import DecodeConfig
+from attnmt.config import DecodeOptions
 from attnmt.models.interface import Seq2SeqModel
-from attnmt.search.paths import Paths, collect, decoding_mode, start, step_rows, worth_pruning
+from attnmt.models.modes import evaluating
+from attnmt.search.paths import Paths, collect, start, step_rows, worth_pruning
 from attnmt.search.ranking import NEG_INF, Hypothesis, best_first, length_penalty
 from attnmt.search.rules import Rules
 
 
 def beam_search(
-    model: Seq2SeqModel, src: Tensor, src_lengths: Tensor, settings: DecodeConfig
+    model: Seq2SeqModel, src: Tensor, src_lengths: Tensor, settings: DecodeOptions
 ) -> list[list[Hypothesis]]:
     """The settings.n_best hypotheses per sentence by s(Y, X) = log P(Y | X) / lp(Y) + cp(X; Y).
 
@@ -36,7 +37,7 @@ def beam_search(
     lengths = src_lengths.to(src.device)
     rules = Rules.of(model, lengths, settings)
     results: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
-    with decoding_mode(model):
+    with evaluating(model):
         paths, enc, state = start(model, src, src_lengths, beam)
         # Only beam 0 starts alive, so the K identical rows give each candidate once.
         paths.scores.view(-1, beam)[:, 1:] = NEG_INF

@@ -1,11 +1,11 @@
-"""Decoding as the config says: sampling, greedy or beam search over length-sorted groups."""
+"""Decoding as the options say: sampling, greedy or beam search over one batch."""
 
 from __future__ import annotations
 
 import torch
 from torch import Tensor
 
-from attnmt.config import DecodeConfig
+from attnmt.config import DecodeOptions
 from attnmt.models.interface import Seq2SeqModel
 from attnmt.search.beam import beam_search
 from attnmt.search.ranking import Hypothesis
@@ -16,38 +16,18 @@ def decode(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
-    config: DecodeConfig,
+    options: DecodeOptions,
     generator: torch.Generator | None = None,
 ) -> list[list[Hypothesis]]:
-    """Sample, search greedily (beam 1) or with a beam, as `config` says.
-
-    The batch is cut into groups of at most config.batch_tokens padded source tokens
-    (longest sentences first, see :func:`length_batches`); results come back in input
-    order, one list of config.n_best hypotheses per sentence, best first.
-    """
-    results: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
-    for group in length_batches(src_lengths.tolist(), config.batch_tokens):
-        lengths = src_lengths[torch.tensor(group, device=src_lengths.device)]
-        longest = int(lengths.max())
-        part_src = src[torch.tensor(group, device=src.device), :longest]
-        part = _decode_group(model, part_src, lengths, config, generator)
-        for b, hypotheses in zip(group, part, strict=True):
-            results[b] = hypotheses
-    return results
-
-
-def _decode_group(
-    model: Seq2SeqModel,
-    src: Tensor,
-    src_lengths: Tensor,
-    config: DecodeConfig,
-    generator: torch.Generator | None,
-) -> list[list[Hypothesis]]:
-    if config.sample:
-        return sample(model, src, src_lengths, config, generator)
-    if config.beam == 1 and config.n_best == 1:
-        return greedy(model, src, src_lengths, config)
-    return beam_search(model, src, src_lengths, config)
+    """Sample, search greedily (beam 1) or with a beam, as `options` say, over the batch
+    src (B, S) as it is given: cutting a corpus into batches by tokens is the caller's
+    (:func:`length_batches` with ``options.sentence_budget()``). One list of
+    ``options.n_best`` hypotheses per sentence, best first, in input order."""
+    if options.sample:
+        return sample(model, src, src_lengths, options, generator)
+    if options.beam == 1 and options.n_best == 1:
+        return greedy(model, src, src_lengths, options)
+    return beam_search(model, src, src_lengths, options)
 
 
 def length_batches(src_lengths: list[int], batch_tokens: int) -> list[list[int]]:

@@ -3,8 +3,6 @@ attention. Every search starts, steps, collects finished rows and prunes through
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -31,18 +29,6 @@ def finish(
         attention = weights[r, :, :src_len].clone() if weights is not None else None
         hypotheses.append(Hypothesis(tokens[:-1], score, attention, rank))
     return hypotheses, ranks.float()
-
-
-@contextmanager
-def decoding_mode(model: Seq2SeqModel) -> Iterator[None]:
-    """Eval mode (no dropout) and no autograd while decoding; the mode is restored after."""
-    was_training = model.training
-    model.train(False)
-    try:
-        with torch.inference_mode():
-            yield
-    finally:
-        model.train(was_training)
 
 
 @dataclass
@@ -102,7 +88,7 @@ def step_rows(
 ) -> tuple[Tensor, Tensor | None, Any]:
     """One decoder step on every live row: constrained log-probs (R, V), attention (R, S)."""
     log_probs, attn, state = model.step(paths.last_tokens(model.bos_id), enc, state)
-    return rules.apply(log_probs, paths), attn, state
+    return rules.apply(log_probs, paths.sentence, paths.tokens), attn, state
 
 
 def collect(

@@ -11,12 +11,11 @@ from torch import Tensor
 from attnmt.search.ranking import NEG_INF
 
 if TYPE_CHECKING:
-    from attnmt.config import DecodeConfig
+    from attnmt.config import DecodeOptions
     from attnmt.models.interface import Seq2SeqModel
-    from attnmt.search.paths import Paths
 
 
-def length_bounds(src_lengths: Tensor, limits: DecodeConfig) -> tuple[Tensor, Tensor]:
+def length_bounds(src_lengths: Tensor, limits: DecodeOptions) -> tuple[Tensor, Tensor]:
     """Shortest and longest allowed output per sentence, each (B,) long:
 
     longest  = min(max_len, int(max_len_ratio · |x|) + 5)
@@ -90,18 +89,19 @@ class Rules:
     no_repeat_ngram: int
 
     @classmethod
-    def of(cls, model: Seq2SeqModel, src_lengths: Tensor, limits: DecodeConfig) -> Rules:
+    def of(cls, model: Seq2SeqModel, src_lengths: Tensor, limits: DecodeOptions) -> Rules:
         shortest, longest = length_bounds(src_lengths, limits)
         special = (model.eos_id, model.bos_id, model.pad_id)
         return cls(shortest, longest, special, limits.no_repeat_ngram)
 
-    def apply(self, log_probs: Tensor, paths: Paths) -> Tensor:
-        rows = paths.sentence
+    def apply(self, log_probs: Tensor, sentence: Tensor, history: Tensor) -> Tensor:
+        """`constrain` the log-probs (R, V) of rows from input sentences `sentence` (R,)
+        whose outputs so far are `history` (R, t)."""
         return constrain(
             log_probs,
-            paths.tokens,
-            self.shortest[rows],
-            self.longest[rows],
+            history,
+            self.shortest[sentence],
+            self.longest[sentence],
             self.special,
             self.no_repeat_ngram,
         )

@@ -11,15 +11,16 @@ from collections.abc import Callable
 import torch
 from torch import Tensor
 
-from attnmt.config import DecodeConfig
+from attnmt.config import DecodeOptions
 from attnmt.models.interface import Seq2SeqModel
-from attnmt.search.paths import collect, decoding_mode, start, step_rows, worth_pruning
+from attnmt.models.modes import evaluating
+from attnmt.search.paths import collect, start, step_rows, worth_pruning
 from attnmt.search.ranking import NEG_INF, Hypothesis, best_first
 from attnmt.search.rules import Rules
 
 
 def greedy(
-    model: Seq2SeqModel, src: Tensor, src_lengths: Tensor, settings: DecodeConfig
+    model: Seq2SeqModel, src: Tensor, src_lengths: Tensor, settings: DecodeOptions
 ) -> list[list[Hypothesis]]:
     """y_t = argmax_y p(y | y_<t, x) until EOS. One hypothesis per sentence.
 
@@ -33,7 +34,7 @@ def sample(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
-    settings: DecodeConfig,
+    settings: DecodeOptions,
     generator: torch.Generator | None = None,
 ) -> list[list[Hypothesis]]:
     """y_t ~ p(y | y_<t, x)^(1/T), cut to the top_k tokens and the top_p nucleus.
@@ -85,7 +86,7 @@ def _decode_rows(
     model: Seq2SeqModel,
     src: Tensor,
     src_lengths: Tensor,
-    settings: DecodeConfig,
+    settings: DecodeOptions,
     choose: Callable[[Tensor], Tensor],
     copies: int,
 ) -> list[list[Hypothesis]]:
@@ -93,7 +94,7 @@ def _decode_rows(
     lengths = src_lengths.to(src.device)
     rules = Rules.of(model, lengths, settings)
     results: list[list[Hypothesis]] = [[] for _ in range(src.size(0))]
-    with decoding_mode(model):
+    with evaluating(model):
         paths, enc, state = start(model, src, src_lengths, copies)
         finished = torch.zeros(len(paths.sentence), dtype=torch.bool, device=src.device)
         while len(paths.sentence):

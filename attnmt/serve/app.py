@@ -18,8 +18,6 @@ Every error is JSON ``{"detail": "one line"}`` with its status:
 from __future__ import annotations
 
 import asyncio
-import dataclasses
-import inspect
 import json
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
@@ -33,6 +31,7 @@ from fastapi.staticfiles import StaticFiles
 from pydantic import ValidationError
 from starlette.exceptions import HTTPException
 
+from attnmt.config import DecodeOptions
 from attnmt.errors import UserError
 from attnmt.serve.batcher import Batcher, QueueFull
 from attnmt.serve.limits import Limits
@@ -44,15 +43,9 @@ from attnmt.serve.schemas import (
     TranslateRequest,
     TranslateResponse,
 )
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.translator import Translator
 
 STATIC = Path(__file__).parent / "static"
-
-# Translators that can return every head's attention (the field lands with a family
-# that has heads; until then the page shows the one averaged map).
-HEADS_SUPPORTED = "attention_heads" in {f.name for f in dataclasses.fields(Translation)} and (
-    "heads" in inspect.signature(Translator.translate_ids).parameters
-)
 
 
 class ApiError(Exception):
@@ -71,7 +64,7 @@ def model_info(name: str, run_dir: str, translator: Translator) -> ModelInfo:
         name=name,
         run_dir=run_dir,
         has_attention=translator.has_attention,
-        has_heads=HEADS_SUPPORTED and translator.has_attention,
+        has_heads=translator.has_attention,
         parameters=count,
         model=translator.config.model.model_dump(mode="json"),
         decode=translator.config.decode.model_dump(mode="json"),
@@ -181,10 +174,8 @@ def create_app(
         _check_size(texts, limits)
         options = _checked_options(body, translator, limits)
         ids = [translator.src_tok.encode(text) for text in texts]
-        if body.heads and HEADS_SUPPORTED:
-            options["heads"] = True
         try:
-            future = batcher.submit(ids, options)
+            future = batcher.submit(ids, options, heads=body.heads)
         except QueueFull as err:
             raise ApiError(503, f"{err}; try again shortly") from None
         try:
@@ -244,20 +235,21 @@ def _check_size(texts: list[str], limits: Limits) -> None:
             )
 
 
-def _checked_options(body: TranslateRequest, translator: Translator, limits: Limits) -> dict:
-    """The request's decode options, validated against the model and the server's limits."""
-    options = body.decode_options()
+def _checked_options(
+    body: TranslateRequest, translator: Translator, limits: Limits
+) -> DecodeOptions:
+    """The request's one DecodeOptions: the model's settings with the options the request
+    gives, validated against the model and the server's limits."""
+    given = body.decode_options()
+    if "max_len" not in given:  # the model's own default, capped by the server
+        given["max_len"] = min(translator.decode.max_len, limits.max_len)
     try:
-        decoding = translator.decode_config(**options)
+        options = translator.options(**given)
     except UserError as err:
         raise ApiError(422, str(err)) from None
-    if decoding.beam > limits.max_beam or decoding.n_best > limits.max_beam:
-        biggest = max(decoding.beam, decoding.n_best)
+    if options.beam > limits.max_beam or options.n_best > limits.max_beam:
+        biggest = max(options.beam, options.n_best)
         raise ApiError(422, f"beam/n_best {biggest} is over the limit {limits.max_beam}")
-    if "max_len" not in options:  # the model's own default, capped by the server
-        options["max_len"] = min(decoding.max_len, limits.max_len)
-    elif decoding.max_len > limits.max_len:
-        raise ApiError(422, f"max_len {decoding.max_len} is over the limit {limits.max_len}")
-    if body.seed is not None:
-        options["seed"] = body.seed
+    if options.max_len > limits.max_len:
+        raise ApiError(422, f"max_len {options.max_len} is over the limit {limits.max_len}")
     return options

@@ -25,9 +25,11 @@ from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
+from attnmt.config import DecodeOptions
 from attnmt.errors import UserError
 from attnmt.serve.limits import Limits
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.schema import Translation
+from attnmt.translate.translator import Translator
 
 log = logging.getLogger("attnmt.serve")
 
@@ -41,7 +43,8 @@ class Job:
     """One request: its sources as token ids, its options, and where the answer goes."""
 
     ids: list[list[int]]
-    options: dict[str, Any]  # decode keys for Translator.translate_ids (seed included)
+    options: DecodeOptions  # how to decode, seed included
+    heads: bool = False  # also every layer's and head's attention
     future: Future[list[Translation]] = field(default_factory=Future)
 
     @property
@@ -50,9 +53,9 @@ class Job:
 
     def group_key(self) -> tuple[Any, ...]:
         """Jobs with equal keys are decoded in one call; a seeded job has its own key."""
-        if self.options.get("seed") is not None:
+        if self.options.seed is not None:
             return ("alone", id(self))
-        return tuple(sorted(self.options.items()))
+        return (self.options, self.heads)
 
 
 _STOP = object()  # put on the queue by close(): the worker finishes what came before
@@ -74,10 +77,12 @@ class Batcher:
     def queued(self) -> int:
         return self._queue.qsize()
 
-    def submit(self, ids: Sequence[Sequence[int]], options: dict[str, Any]) -> Future:
+    def submit(
+        self, ids: Sequence[Sequence[int]], options: DecodeOptions, heads: bool = False
+    ) -> Future:
         """Queue a request; its future gets the translations, in order, or the error.
         Raises QueueFull at once when the queue is full."""
-        job = Job([list(row) for row in ids], dict(options))
+        job = Job([list(row) for row in ids], options, heads)
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -147,9 +152,7 @@ class Batcher:
     def _run_group(self, jobs: list[Job]) -> None:
         """One Translator call for jobs with equal options; the results split back."""
         ids = [row for job in jobs for row in job.ids]
-        options = dict(jobs[0].options)
-        seed = options.pop("seed", None)
-        results = self.translator.translate_ids(ids, seed=seed, **options)
+        results = self.translator.translate_ids(ids, jobs[0].options, heads=jobs[0].heads)
         start = 0
         for job in jobs:
             job.future.set_result(results[start : start + len(job.ids)])

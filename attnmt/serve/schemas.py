@@ -24,6 +24,7 @@ DECODE_KEYS = (
     "max_len",
     "min_len",
     "no_repeat_ngram",
+    "seed",
 )
 
 

@@ -20,15 +20,37 @@ import json
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol, runtime_checkable
 
-from attnmt.io.checkpoint import save_checkpoint, step_checkpoints
-from attnmt.io.files import write_text_atomic
-
-if TYPE_CHECKING:
-    from attnmt.train.trainer import Trainer
+from attnmt.config import Config
+from attnmt.files import write_text_atomic
+from attnmt.io.checkpoint import Checkpoint, save_checkpoint, step_checkpoints
 
 Log = Callable[[str], None]
+
+
+class LoopProgress(Protocol):
+    """The counters of the loop that callbacks read."""
+
+    step: int  # optimizer steps taken
+
+
+@runtime_checkable
+class TrainerView(Protocol):
+    """What a callback sees of the :class:`attnmt.train.trainer.Trainer` that calls it.
+    Callbacks never import the trainer: it imports them, and knowledge runs one way."""
+
+    config: Config
+    run_dir: Path
+
+    @property
+    def progress(self) -> LoopProgress: ...
+
+    def seconds_left(self) -> float | None: ...
+
+    def checkpoint(self, sampler_state: dict[str, int] | None = None) -> Checkpoint:
+        """The model and its header; with `sampler_state`, a resumable step checkpoint."""
+        ...
 
 
 def console(message: str) -> None:
@@ -46,16 +68,16 @@ def quiet(message: str) -> None:
 class Callback:
     """Base class: every hook does nothing."""
 
-    def on_step(self, trainer: Trainer) -> None:
+    def on_step(self, trainer: TrainerView) -> None:
         pass
 
-    def on_log(self, trainer: Trainer, entry: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, entry: dict[str, Any]) -> None:
         pass
 
-    def on_save(self, trainer: Trainer, sampler_state: dict[str, int], best: bool) -> None:
+    def on_save(self, trainer: TrainerView, sampler_state: dict[str, int], best: bool) -> None:
         pass
 
-    def on_end(self, trainer: Trainer) -> None:
+    def on_end(self, trainer: TrainerView) -> None:
         pass
 
 
@@ -66,7 +88,7 @@ class ProgressBar(Callback):
         self.enabled = enabled  # None: only on a terminal
         self.bar: Any = None
 
-    def on_step(self, trainer: Trainer) -> None:
+    def on_step(self, trainer: TrainerView) -> None:
         if self.bar is None:
             from tqdm import tqdm  # only loaded when a run shows a bar
 
@@ -79,7 +101,7 @@ class ProgressBar(Callback):
             )
         self.bar.update(1)
 
-    def on_log(self, trainer: Trainer, entry: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, entry: dict[str, Any]) -> None:
         if self.bar is None or entry["split"] != "train":
             return
         postfix = {
@@ -92,7 +114,7 @@ class ProgressBar(Callback):
             postfix["eta"] = f"{int(left // 60)}:{int(left % 60):02d}"
         self.bar.set_postfix(postfix)
 
-    def on_end(self, trainer: Trainer) -> None:
+    def on_end(self, trainer: TrainerView) -> None:
         if self.bar is not None:
             self.bar.close()
             self.bar = None
@@ -107,7 +129,7 @@ class MetricsLog(Callback):
         if resumed_step is not None:
             truncate_metrics(self.path, resumed_step)
 
-    def on_log(self, trainer: Trainer, entry: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, entry: dict[str, Any]) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(entry) + "\n")
 
@@ -120,7 +142,7 @@ class TensorBoard(Callback):
 
         self.writer = SummaryWriter(str(run_dir / "tensorboard"))
 
-    def on_log(self, trainer: Trainer, entry: dict[str, Any]) -> None:
+    def on_log(self, trainer: TrainerView, entry: dict[str, Any]) -> None:
         for key, value in entry.items():
             if key not in ("step", "split") and isinstance(value, (int, float)):
                 self.writer.add_scalar(f"{entry['split']}/{key}", value, entry["step"])
@@ -129,17 +151,14 @@ class TensorBoard(Callback):
 class Checkpointer(Callback):
     """Resumable step checkpoints (the last train.keep_last) and the best model."""
 
-    def on_save(self, trainer: Trainer, sampler_state: dict[str, int], best: bool) -> None:
+    def on_save(self, trainer: TrainerView, sampler_state: dict[str, int], best: bool) -> None:
         directory = trainer.run_dir / "checkpoints"
         step = trainer.progress.step
-        save_checkpoint(directory / f"step-{step:08d}.pt", trainer.state(sampler_state))
+        save_checkpoint(directory / f"step-{step:08d}.pt", trainer.checkpoint(sampler_state))
         for old in step_checkpoints(trainer.run_dir)[: -trainer.config.train.keep_last]:
             old.unlink()
-        if best:
-            save_checkpoint(
-                directory / "best.pt",
-                {**trainer.model_payload(), "step": step, "dev": trainer.progress.last_dev},
-            )
+        if best:  # the model and its header only: nothing resumes from best.pt
+            save_checkpoint(directory / "best.pt", trainer.checkpoint())
 
 
 def truncate_metrics(path: Path, step: int) -> None:

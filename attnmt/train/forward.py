@@ -5,7 +5,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from attnmt.data.batching import Batch
-from attnmt.models.seq2seq import Seq2Seq
+from attnmt.models.interface import TrainableModel
 from attnmt.train.loss import (
     chunked_output_loss,
     label_smoothed_loss,
@@ -24,7 +24,7 @@ class TrainingForward(nn.Module):
     the tests compare it with."""
 
     def __init__(
-        self, model: Seq2Seq, teacher_forcing: float, smoothing: float, chunked: bool = True
+        self, model: TrainableModel, teacher_forcing: float, smoothing: float, chunked: bool = True
     ) -> None:
         super().__init__()
         self.model = model
@@ -40,7 +40,7 @@ class TrainingForward(nn.Module):
             log_probs = scheduled_sampling_log_probs(self.model, batch, self.teacher_forcing)
             return label_smoothed_loss(log_probs, tgt_out, self.smoothing)
         if not self.chunked:
-            logits, _ = self.model(src, src_lengths, tgt_in)
+            logits, _ = self.model(src, src_lengths, tgt_in, need_weights=False)
             return label_smoothed_loss(logits, tgt_out, self.smoothing)
-        output, _ = self.model.decoder_outputs(src, src_lengths, tgt_in)
-        return chunked_output_loss(output, self.model.generator, tgt_out, self.smoothing)
+        output, _ = self.model.decoder_outputs(src, src_lengths, tgt_in, need_weights=False)
+        return chunked_output_loss(output, self.model.output_layer, tgt_out, self.smoothing)

@@ -10,7 +10,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnmt.data.batching import Batch
-from attnmt.models.seq2seq import Seq2Seq
+from attnmt.models.interface import Seq2SeqModel
 from attnmt.special import PAD_ID
 
 LOSS_CHUNK_ROWS = 512  # target positions per chunk of the fused output layer and loss
@@ -133,7 +133,7 @@ def pad_rows(count: int, chunk_rows: int) -> int:
     return count - last + min(chunk_rows, -(-last // multiple) * multiple)
 
 
-def scheduled_sampling_log_probs(model: Seq2Seq, batch: Batch, gold_ratio: float) -> Tensor:
+def scheduled_sampling_log_probs(model: Seq2SeqModel, batch: Batch, gold_ratio: float) -> Tensor:
     """Decode step by step, feeding the gold previous token with probability `gold_ratio`
     and the model's own argmax otherwise (Bengio et al. 2015). Returns (B, T, V)."""
     enc = model.encode(batch.src, batch.src_lengths)
@@ -141,7 +141,7 @@ def scheduled_sampling_log_probs(model: Seq2Seq, batch: Batch, gold_ratio: float
     tokens = batch.tgt_in[:, 0]
     outputs = []
     for t in range(batch.tgt_in.size(1)):
-        log_probs, _, state = model.step(tokens, enc, state)
+        log_probs, _, state = model.step(tokens, enc, state, need_weights=False)
         outputs.append(log_probs)
         if t + 1 < batch.tgt_in.size(1):
             use_gold = torch.rand(tokens.shape, device=tokens.device) < gold_ratio

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import torch
 
@@ -20,7 +19,7 @@ from attnmt.data.corpus import TokenizedCorpus, load_corpus
 from attnmt.data.text import read_parallel
 from attnmt.data.tokenize import Tokenizer, load_tokenizers, train_tokenizers
 from attnmt.errors import UserError
-from attnmt.io.checkpoint import load_checkpoint, step_checkpoints
+from attnmt.io.checkpoint import Checkpoint, load_checkpoint, step_checkpoints
 from attnmt.train.callbacks import Log
 from attnmt.train.distributed import World, barrier
 
@@ -38,7 +37,7 @@ class TrainingData:
 
 def prepare_run_dir(
     config: Config, resume: bool, log: Log, device: torch.device, rank: int = 0
-) -> dict[str, Any] | None:
+) -> Checkpoint | None:
     """Create the run directory, or find the checkpoint to resume; never overwrite a run.
 
     Returns the checkpoint to resume from (None for a new run)."""
@@ -48,14 +47,14 @@ def prepare_run_dir(
         if not existing:
             raise UserError(f"--resume: {run_dir} has no checkpoint to resume from")
         checkpoint = load_checkpoint(existing[-1], device)
-        saved = Config.model_validate(checkpoint["config"])
+        saved = checkpoint.header.config
         for section in ("model", "data"):
             if getattr(saved, section) != getattr(config, section):
                 raise UserError(
                     f"--resume: the {section} section differs from the run in {run_dir}; "
                     "resume with the same config (train.* keys may change)"
                 )
-        log(f"resuming {run_dir} from step {checkpoint['progress']['step']}")
+        log(f"resuming {run_dir} from step {checkpoint.header.step}")
         return checkpoint
     if existing or (run_dir / "checkpoints" / "best.pt").exists():
         raise UserError(

@@ -28,10 +28,12 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from attnmt.config import Config
+from attnmt.config import Config, decode_options
 from attnmt.data.batching import Batch, BatchSampler, make_batch
-from attnmt.device import autocast, measured_on_cpu, resolve_device, resolve_precision
+from attnmt.device import autocast, resolve_device, training_precision
+from attnmt.errors import UserError
 from attnmt.evaluate.evaluation import evaluate_corpus
+from attnmt.io.checkpoint import Checkpoint, CheckpointHeader, TrainingState
 from attnmt.models.build import build_model
 from attnmt.models.seq2seq import count_parameters
 from attnmt.train import distributed, precision
@@ -85,7 +87,7 @@ class Trainer:
         self,
         config: Config,
         data: TrainingData,
-        checkpoint: dict[str, Any] | None = None,
+        checkpoint: Checkpoint | None = None,
         callbacks: list[Callback] | None = None,
         log: Log = console,
         world: World | None = None,
@@ -100,11 +102,6 @@ class Trainer:
         if train.threads:
             torch.set_num_threads(train.threads)
         self.device = distributed.device_for(self.world, resolve_device(train.device))
-        recorded = checkpoint.get("precision") if checkpoint is not None else None  # resume
-        measure = recorded is None and measured_on_cpu(
-            train.precision, self.device, self.world.size
-        )
-        self.dtype = None if measure else resolve_precision(train.precision, self.device, recorded)
         torch.manual_seed(train.seed)  # the same initial weights on every rank
         self.model = build_model(config.model, data.src_tok.vocab_size, data.tgt_tok.vocab_size)
         self.model.to(self.device)
@@ -136,12 +133,16 @@ class Trainer:
             rank=self.world.rank,
             world_size=self.world.size,
         )
-        if measure:  # bf16 or fp32: what trains faster here, timed on typical batches
-            shard = self.sampler.shard(0)
-            probe = [
-                make_batch(data.train, shard[i].tolist()) for i in precision.probe_batches(shard)
-            ]
-            self.dtype = precision.choose_training_dtype(self.model, self.forward, probe, self.log)
+        self.dtype = training_precision(  # a resumed run keeps what it recorded
+            train.precision,
+            self.device,
+            self.world.size,
+            checkpoint.header.precision if checkpoint is not None else None,
+            lambda: precision.bf16_speedup_on_own_batches(
+                list(self.model.parameters()), self.forward, data.train, self.sampler.shard(0)
+            ),
+            self.log,
+        )
         self.progress = Progress()
         if checkpoint is not None:
             self._restore(checkpoint)
@@ -165,7 +166,7 @@ class Trainer:
             log(f"data-parallel training on {world.size} processes ({device.type})")
         checkpoint = prepare_run_dir(config, resume, log, device, world.rank)
         data = prepare_data(config, log, world)
-        resumed = checkpoint["progress"]["step"] if checkpoint is not None else None
+        resumed = checkpoint.header.step if checkpoint is not None else None
         callbacks = default_callbacks(Path(config.run_dir), world.rank, progress_bar, resumed)
         return cls(config, data, checkpoint, callbacks, log, world)
 
@@ -180,41 +181,42 @@ class Trainer:
         budget = self.budget_seconds()
         return None if budget is None else max(budget - self.progress.elapsed, 0.0)
 
-    def model_payload(self) -> dict[str, Any]:
-        """What a model checkpoint holds: config, vocabulary sizes and weights."""
-        return {
-            "config": self.config.to_dict(),
-            "src_vocab_size": self.data.src_tok.vocab_size,
-            "tgt_vocab_size": self.data.tgt_tok.vocab_size,
-            "model": self.model.state_dict(),
-            "precision": "fp32" if self.dtype is None else "bf16",  # what training used
-        }
-
-    def state(self, sampler_state: dict[str, int]) -> dict[str, Any]:
-        """A resumable checkpoint: the model and everything the loop needs to continue."""
-        return {
-            **self.model_payload(),
-            "optimizer": self.optimizer.state_dict(),
-            "schedule": self.schedule.state_dict(),
-            "sampler": sampler_state,
-            "progress": asdict(self.progress),
-            "rng": {
+    def checkpoint(self, sampler_state: dict[str, int] | None = None) -> Checkpoint:
+        """The model with its header (config, tokenizers, precision, step, the last dev
+        scores); with `sampler_state`, a step checkpoint: also everything the loop needs
+        to continue."""
+        data, progress = self.data, self.progress
+        header = CheckpointHeader.of_run(
+            self.config, data.src_tok, data.tgt_tok, self.dtype, progress.step, progress.last_dev
+        )
+        if sampler_state is None:
+            return Checkpoint(header, self.model.state_dict())
+        training = TrainingState(
+            optimizer=self.optimizer.state_dict(),
+            schedule=self.schedule.state_dict(),
+            sampler=sampler_state,
+            progress=asdict(progress),
+            rng={
                 "torch": torch.get_rng_state(),
                 "cuda": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else [],
                 "ranks": self.rank_rng if self.world.distributed and self.rank_rng else [],
             },
-        }
+        )
+        return Checkpoint(header, self.model.state_dict(), training)
 
-    def _restore(self, checkpoint: dict[str, Any]) -> None:
+    def _restore(self, checkpoint: Checkpoint) -> None:
         """Continue from `checkpoint`, written by any number of processes: the weights
         are the unwrapped model's, and the sampler maps its position to this world."""
-        self.model.load_state_dict(checkpoint["model"])
-        self.optimizer.load_state_dict(checkpoint["optimizer"])
-        self.schedule.load_state_dict(checkpoint["schedule"])
-        self.sampler.load_state_dict(checkpoint["sampler"])
-        self.progress = Progress(**checkpoint["progress"])
+        training = checkpoint.training
+        if training is None:
+            raise UserError("cannot resume from a checkpoint without training state")
+        self.model.load_state_dict(checkpoint.model)
+        self.optimizer.load_state_dict(training.optimizer)
+        self.schedule.load_state_dict(training.schedule)
+        self.sampler.load_state_dict(training.sampler)
+        self.progress = Progress(**training.progress)
         distributed.restore_rng(
-            checkpoint["rng"], self.world, self.config.train.seed, self.progress.step
+            training.rng, self.world, self.config.train.seed, self.progress.step
         )
 
     # -- the loop ---------------------------------------------------------------------
@@ -336,14 +338,15 @@ class Trainer:
         translator = Translator(
             self.model, self.data.src_tok, self.data.tgt_tok, self.config, self.device, self.dtype
         )
+        options = decode_options(
+            self.config.decode, {"beam": train.dev_beam, "n_best": 1, "sample": False}
+        )
         evaluation = evaluate_corpus(
             translator,
             self.data.dev,
             self.data.dev_refs,
+            options=options,
             limit=train.dev_max_sentences,
-            beam=train.dev_beam,
-            n_best=1,
-            sample=False,
         )
         scores = evaluation.scores
         keys = ("loss", "ppl", "bleu", "chrf", "exact")
@@ -400,7 +403,16 @@ class Trainer:
             getattr(callback, hook)(self, *args)
 
     def _record(self, entry: dict[str, Any]) -> None:
-        entry = {"step": self.progress.step, "time": round(self.progress.elapsed, 3), **entry}
+        """Log `entry` with the loop's progress so far: step, wall time, and the time and
+        target tokens of the training steps alone (what ``attnmt compare`` reports)."""
+        progress = self.progress
+        entry = {
+            "step": progress.step,
+            "time": round(progress.elapsed, 3),
+            "train_time": round(progress.train_time, 3),
+            "tgt_tokens": progress.tgt_tokens,
+            **entry,
+        }
         self._emit("on_log", entry)
 
     def _summary(self, reason: str) -> TrainSummary:

@@ -29,10 +29,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from attnmt.config import DecodeOptions
 from attnmt.data.chitchat import SEPARATOR, dialogue_source
 from attnmt.errors import UserError
 from attnmt.io.run import Run
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.schema import Translation
+from attnmt.translate.translator import Translator
 
 TRAIN_HINT = "attnmt data chitchat && attnmt train configs/chitchat_luong.yaml"
 
@@ -77,28 +79,25 @@ class Chatbot:
 
     Args:
         translator: the dialogue run's :class:`Translator`.
+        options: how to decode every reply (default: the run's ``decode`` settings); with
+            a seed, reply k draws with seed + k, so a conversation replays exactly while
+            each reply still draws anew.
         context: previous turns to feed; None means the run's ``data.context_turns``.
         separator: joins the turns (the training data's separator).
-        seed: seeds sampling; reply k draws with seed + k, so a conversation replays
-            exactly while each reply still draws anew.
-        **decode: ``decode`` overrides for every reply (beam, sample, top_p, ...).
     """
 
     def __init__(
         self,
         translator: Translator,
+        options: DecodeOptions | None = None,
         *,
         context: int | None = None,
         separator: str = SEPARATOR,
-        seed: int | None = None,
-        **decode: Any,
     ) -> None:
         turns = translator.config.data.context_turns if context is None else context
         self.translator = translator
         self.window = ContextWindow(turns, separator)
-        self.seed = seed
-        self.decode = decode
-        translator.decode_config(**decode)  # a bad option fails now, not at the first reply
+        self.options = options or translator.decode
         self.last: Translation | None = None  # the last reply, with its attention
         self.replies = 0  # replies given so far, across resets
 
@@ -109,16 +108,21 @@ class Chatbot:
         *,
         device: str = "auto",
         which: str = "best",
-        **options: Any,
+        context: int | None = None,
+        separator: str = SEPARATOR,
+        **overrides: Any,
     ) -> Chatbot:
-        """Load a dialogue run (a directory or a loaded :class:`Run`); `options` are the
-        constructor's (context, separator, seed, decode overrides)."""
+        """Load a dialogue run (a directory or a loaded :class:`Run`). `overrides` are
+        ``decode`` keys (beam, sample, top_p, seed, ...) over the run's settings, checked
+        now rather than at the first reply."""
         if isinstance(run, Run):
             translator, name = Translator.from_run(run), str(run.run_dir)
         else:
             translator, name = Translator.load(run, device=device, which=which), str(run)
         check_dialogue(translator, name)
-        return cls(translator, **options)
+        return cls(
+            translator, translator.options(**overrides), context=context, separator=separator
+        )
 
     @property
     def history(self) -> list[str]:
@@ -129,17 +133,18 @@ class Chatbot:
         """What the model reads to answer `message` now."""
         return self.window.source(message)
 
-    def reply(self, message: str, **options: Any) -> str:
+    def reply(self, message: str, options: DecodeOptions | None = None) -> str:
         """Answer `message` given the conversation so far, and remember the exchange.
 
-        `options` override ``decode`` keys for this reply only.
+        `options` replace the bot's decoding options for this reply only.
         """
         message = " ".join(message.split())
         if not message:
             raise UserError("an empty message has no reply")
-        seed = None if self.seed is None else self.seed + self.replies
-        settings = {**self.decode, **options}
-        translation = self.translator.translate(self.source(message), seed=seed, **settings)
+        options = options or self.options
+        if options.seed is not None and self.replies:  # reply k draws with seed + k
+            options = options.model_copy(update={"seed": options.seed + self.replies})
+        translation = self.translator.translate(self.source(message), options)
         self.window.add(message, translation.text)
         self.last = translation
         self.replies += 1

@@ -1,4 +1,5 @@
-"""Output formats of a translation: the one JSON schema, and the text lines.
+"""A translation and its output formats: the :class:`Translation` record, the one JSON
+schema, and the text lines.
 
 The JSON record of one translated sentence, shared by ``attnmt translate --format json``
 and ``POST /translate`` of ``attnmt serve``::
@@ -29,17 +30,79 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
 from attnmt.data.tokenize import merge_pieces
-from attnmt.translate.words import merge_labels, merge_stack
-
-if TYPE_CHECKING:
-    from attnmt.translate.translator import Translation
+from attnmt.errors import UserError
+from attnmt.translate.words import merge_labels, merge_stack, word_attention
 
 UNITS = ("pieces", "words")  # what a row or column of the attention stands for
+
+
+@dataclass(eq=False)  # compared by identity: numpy arrays have no single truth value
+class Translation:
+    """One translated sentence: the best hypothesis, and the n-best list it heads."""
+
+    text: str  # the detokenised output
+    tokens: list[str]  # output pieces for display (a piece that starts a word has "▁")
+    src_tokens: list[str]  # source pieces for display
+    score: float  # log p(tokens + EOS | source) under the model, no penalties
+    rank_score: float  # what search ranked by: score / lp(Y) + cp(X; Y)
+    attention: np.ndarray | None = field(repr=False)
+    """(len(tokens) + 1, len(src_tokens)): one row per output piece and one for EOS, each a
+    distribution over the source pieces; None for a model without attention."""
+    hypotheses: list[Translation] = field(default_factory=list, repr=False)
+    """The n-best list, best first; the first is this translation again. The entries have no
+    hypotheses of their own."""
+    attention_heads: np.ndarray | None = field(default=None, repr=False)
+    """(layers, heads, len(tokens) + 1, len(src_tokens)): the cross-attention of every
+    decoder layer and head (one layer for the RNN family), teacher-forced on this output.
+    `attention` is the mean over the heads of the last layer. Filled only when asked
+    (``translate(..., heads=True)``); None otherwise, without attention, or for an
+    ensemble."""
+    encoder_attention: np.ndarray | None = field(default=None, repr=False)
+    """(layers, heads, len(src_tokens), len(src_tokens)): source self-attention, row i
+    attending over the source; with ``heads=True``, for models that have it."""
+    decoder_attention: np.ndarray | None = field(default=None, repr=False)
+    """(layers, heads, len(tokens) + 1, len(tokens) + 1): causal target self-attention; row
+    t is the step that outputs token t (the last: EOS), column j the decoder input j
+    ("<s>", then the tokens). With ``heads=True``, for models that have it."""
+
+    def words(self) -> tuple[list[str], list[str]]:
+        """(source words, output words): the pieces joined into words."""
+        return (
+            merge_labels(self.src_tokens, merge_pieces(self.src_tokens)),
+            merge_labels(self.tokens, merge_pieces(self.tokens)),
+        )
+
+    def word_attention(self) -> tuple[list[str], list[str], np.ndarray]:
+        """(source words, target words + "</s>", merged weights): the piece-level attention
+        merged into words by :func:`attnmt.translate.words.word_attention`, with
+        ``tokenize.merge_pieces`` finding the words (source columns summed, target rows
+        averaged, so each row stays a distribution)."""
+        if self.attention is None:
+            raise UserError("this model has no attention to merge")
+        if not self.src_tokens:  # an empty source: only the EOS row, with no columns
+            return [], ["</s>"], np.zeros((1, 0))
+        return word_attention(self.src_tokens, self.tokens, self.attention, merge_pieces)
+
+    def word_heads(self) -> np.ndarray | None:
+        """``attention_heads`` merged into words head by head, like :meth:`word_attention`:
+        (layers, heads, words + 1, source words); None when the heads were not asked for."""
+        if self.attention_heads is None:
+            return None
+        tgt_groups = [*merge_pieces(self.tokens), [len(self.tokens)]]  # + the EOS row
+        return merge_stack(
+            np.asarray(self.attention_heads), merge_pieces(self.src_tokens), tgt_groups
+        )
+
+    def to_dict(self, units: str = "pieces", attention: bool = True) -> dict[str, Any]:
+        """The one JSON record of this translation (``attnmt translate --format json`` and
+        ``attnmt serve``): the module docstring. `units`: pieces or words."""
+        return to_dict(self, units, attention)
 
 
 def rounded(attention: np.ndarray | None) -> Any:

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from attnmt.data.text import read_lines
 from attnmt.errors import UserError
-from attnmt.translate.translator import Translation
+from attnmt.translate.schema import Translation
 
 CHUNK_LINES = 1000  # lines translated together: memory stays bounded on big inputs
 

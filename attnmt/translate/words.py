@@ -105,7 +105,7 @@ def word_attention(
         tgt_pieces: the target pieces, without EOS.
         weights: (T, S) weights, where T is len(tgt_pieces) or len(tgt_pieces) + 1 (the
             extra last row is the EOS step; it stays a row of its own, labelled "</s>").
-        group: splits pieces into words, e.g. ``attnmt.tokenize.merge_pieces``.
+        group: splits pieces into words, e.g. ``attnmt.data.tokenize.merge_pieces``.
 
     Returns:
         Source words, target words (with "</s>" if there was an EOS row) and the merged

@@ -165,7 +165,7 @@ def bleu_by_length_figure(runs: Mapping[str, Sequence[Mapping[str, Any]]]) -> Fi
     """BLEU against source-length bucket, one line per run (Bahdanau et al. 2015, Fig. 2).
 
     Args:
-        runs: run name -> rows from :func:`attnmt.study.bleu_by_length` (each with
+        runs: run name -> rows from :func:`attnmt.evaluate.study.bleu_by_length` (each with
             "bucket", "low" and "bleu"; a bucket without sentences has bleu None).
     """
     buckets: dict[str, float] = {}  # label -> lower edge, to order the x axis

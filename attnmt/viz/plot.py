@@ -27,7 +27,7 @@ from matplotlib.figure import Figure
 from matplotlib.image import AxesImage
 
 from attnmt.errors import UserError
-from attnmt.io.files import write_bytes_atomic
+from attnmt.files import write_bytes_atomic
 from attnmt.translate.words import EOS_LABEL, as_matrix
 from attnmt.translate.words import merge_attention as merge_attention
 from attnmt.translate.words import merge_labels as merge_labels

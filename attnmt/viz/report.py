@@ -30,7 +30,7 @@ from typing import Any
 import numpy.typing as npt
 from matplotlib.figure import Figure
 
-from attnmt.io.files import write_bytes_atomic
+from attnmt.files import write_bytes_atomic
 from attnmt.translate.words import WORD_START, as_matrix
 from attnmt.viz.curves import bleu_by_length_figure, curves_figure
 from attnmt.viz.plot import ANNOTATE_BELOW, attention_figure, figure_bytes, heads_figure

@@ -18,9 +18,9 @@ from helpers import SENTENCES, make_run
 
 from attnmt.cli import translate as translate_command
 from attnmt.cli.main import main
-from attnmt.translate.schema import formatter
+from attnmt.translate.schema import Translation, formatter
 from attnmt.translate.streaming import interactive, terminal_lines, translate_stream
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.translator import Translator
 
 LINES = [SENTENCES[0], "", SENTENCES[1], SENTENCES[2]]
 

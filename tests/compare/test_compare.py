@@ -18,7 +18,7 @@ from attnmt.compare.evaluation import attention_rows, example_indices, length_ed
 from attnmt.compare.orchestrate import CompareSettings, compare
 from attnmt.compare.runner import resolved_config
 from attnmt.compare.tasks import Task, synthetic_task
-from attnmt.translate.translator import Translation
+from attnmt.translate.schema import Translation
 from attnmt.viz.report import SECTIONS
 
 SEED, MINUTES = 7, 0.5

@@ -13,7 +13,7 @@ from attnmt.config import DataConfig, SplitPaths
 from attnmt.data import preprocess
 from attnmt.data.batching import BatchSampler
 from attnmt.data.corpus import load_corpus
-from attnmt.data.preprocess import Encoder, Filter, tokenize_to_disk
+from attnmt.data.preprocess import Filter, PairTokenizer, tokenize_to_disk
 from attnmt.data.shards import ShardWriter, npy_header, read_shards
 from attnmt.data.tokenize import WordTokenizer
 from attnmt.errors import UserError
@@ -163,7 +163,7 @@ def test_workers_write_what_one_process_writes(tmp_path: Path, monkeypatch) -> N
     monkeypatch.setattr(preprocess, "CHUNK_PAIRS", 37)  # many chunks from a small file
     split = write_pairs(tmp_path, 1000)
     tok = WordTokenizer.build([" ".join(WORDS)], 100)
-    encoder = Encoder(tok, tok, Filter(enabled=True, max_len=20, drop_empty=True))
+    encoder = PairTokenizer(tok, tok, Filter(enabled=True, max_len=20, drop_empty=True))
     tokenize_to_disk(split, "train", encoder, tmp_path / "one", workers=1)
     tokenize_to_disk(split, "train", encoder, tmp_path / "three", workers=3)
     one, three = read_shards(tmp_path / "one"), read_shards(tmp_path / "three")
@@ -183,7 +183,7 @@ def test_an_empty_line_in_a_late_chunk_is_named(tmp_path: Path, monkeypatch) -> 
     (tmp_path / "t.txt").write_text("a dog\n" * len(src))
     split = SplitPaths(src=str(tmp_path / "s.txt"), tgt=str(tmp_path / "t.txt"))
     tok = WordTokenizer.build([" ".join(WORDS)], 100)
-    encoder = Encoder(tok, tok, Filter(enabled=True, max_len=20, drop_empty=False))
+    encoder = PairTokenizer(tok, tok, Filter(enabled=True, max_len=20, drop_empty=False))
     with pytest.raises(UserError, match=r"s\.txt:54 \(set data\.drop_empty"):
         tokenize_to_disk(split, "train", encoder, tmp_path / "out", workers=2)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["s.txt", "t.txt"]  # nothing left

@@ -50,9 +50,9 @@ def test_reply_length_and_empty_input() -> None:
 
 def _set_task(run_dir: Path, task: str) -> None:
     path = run_dir / "checkpoints" / "best.pt"
-    payload = load_checkpoint(path)
-    payload["config"]["data"]["task"] = task
-    save_checkpoint(path, {key: value for key, value in payload.items() if key != "format"})
+    checkpoint = load_checkpoint(path)
+    checkpoint.header.config.data.task = task  # type: ignore[assignment]  # validated
+    save_checkpoint(path, checkpoint)
 
 
 def test_evaluate_adds_dialogue_metrics_for_dialogue_runs_only(

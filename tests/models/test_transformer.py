@@ -3,6 +3,7 @@ heads, the search invariants and overfitting. CPU, float64 where the property is
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -14,9 +15,9 @@ from helpers import SENTENCES, make_run
 from test_overfit import VOCAB, reverse_task, train_steps
 from torch.func import functional_call
 
-from attnmt.config import Config, ConfigError, ModelConfig, load_config
+from attnmt.config import ConfigError, ModelConfig, load_config
 from attnmt.errors import UserError
-from attnmt.io.checkpoint import load_checkpoint, save_checkpoint
+from attnmt.io.checkpoint import Checkpoint, load_checkpoint, save_checkpoint
 from attnmt.models.build import build_model
 from attnmt.models.seq2seq import Seq2Seq
 from attnmt.models.transformer import TransformerSeq2Seq
@@ -307,16 +308,14 @@ def test_tiny_transformer_overfits_the_reversal_task() -> None:
 def transformer_run(directory: Path) -> Path:
     """A run directory (word tokenizers) holding a random tiny Transformer."""
     run_dir = make_run(directory)
-    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
-    config = Config.model_validate(best["config"])
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt").header
     model_config = tiny(layers=2, decoder_layers=1, attention={"heads": 2})
-    config = config.model_copy(update={"model": model_config})
+    header = replace(best, config=best.config.model_copy(update={"model": model_config}))
     torch.manual_seed(0)
-    model = build_model(model_config, best["src_vocab_size"], best["tgt_vocab_size"])
+    model = build_model(model_config, best.src_vocab_size, best.tgt_vocab_size)
     with torch.no_grad():
         model.generator.bias[EOS_ID] += 3.0  # short outputs
-    payload = {**best, "config": config.to_dict(), "model": model.state_dict()}
-    save_checkpoint(run_dir / "checkpoints" / "best.pt", payload)
+    save_checkpoint(run_dir / "checkpoints" / "best.pt", Checkpoint(header, model.state_dict()))
     return run_dir
 
 

@@ -12,7 +12,7 @@ import pytest
 import torch
 from conftest import SEARCHES, random_batch, settings, tiny_config
 
-from attnmt.config import DecodeConfig
+from attnmt.config import DecodeOptions
 from attnmt.models.build import build_model
 from attnmt.models.ensemble import Ensemble
 from attnmt.models.seq2seq import Seq2Seq
@@ -318,7 +318,7 @@ def test_length_limits_hold(search) -> None:
             model,
             src,
             src_lengths,
-            settings(n_best=3, **kw),
+            settings(n_best=3, sample=True, **kw),
             generator=torch.Generator().manual_seed(0),
         ),
     }[search]
@@ -418,7 +418,13 @@ def test_sampling_is_reproducible_and_depends_on_the_seed() -> None:
     def draw(seed: int, **kw):
         gen = torch.Generator().manual_seed(seed)
         return tokens_of(
-            sample(model, src, src_lengths, settings(max_len=12, n_best=3, **kw), generator=gen)
+            sample(
+                model,
+                src,
+                src_lengths,
+                settings(max_len=12, n_best=3, sample=True, **kw),
+                generator=gen,
+            )
         )
 
     assert draw(7) == draw(7)
@@ -449,7 +455,7 @@ def test_samples_come_from_the_truncated_distribution(top_k, top_p) -> None:
         model,
         src,
         src_lengths,
-        settings(max_len=50, n_best=4, top_k=top_k, top_p=top_p),
+        settings(max_len=50, n_best=4, top_k=top_k, top_p=top_p, sample=True),
         generator=gen,
     )
     for b, hyps in enumerate(results):
@@ -584,37 +590,48 @@ def test_decode_dispatches_on_the_config() -> None:
     rules: dict[str, Any] = dict(
         max_len=12, max_len_ratio=1.5, min_len=1, min_len_ratio=0.5, alpha=0.6, beta=0.2
     )
-    config = DecodeConfig(beam=1, no_repeat_ngram=2, **rules)
+    config = DecodeOptions(beam=1, no_repeat_ngram=2, **rules)
     assert tokens_of(decode(model, src, src_lengths, config)) == tokens_of(
         greedy(model, src, src_lengths, settings(no_repeat_ngram=2, **rules))
     )
-    config = DecodeConfig(beam=4, n_best=2, **rules)
+    config = DecodeOptions(beam=4, n_best=2, **rules)
     assert tokens_of(decode(model, src, src_lengths, config)) == tokens_of(
         beam_search(model, src, src_lengths, settings(beam=4, n_best=2, **rules))
     )
-    config = DecodeConfig(sample=True, n_best=2, top_k=4, top_p=0.9, temperature=0.7, **rules)
+    config = DecodeOptions(sample=True, n_best=2, top_k=4, top_p=0.9, temperature=0.7, **rules)
     sampled = decode(model, src, src_lengths, config, torch.Generator().manual_seed(5))
     gen = torch.Generator().manual_seed(5)
     expected = sample(
         model,
         src,
         src_lengths,
-        settings(n_best=2, top_k=4, top_p=0.9, temperature=0.7, **rules),
+        settings(n_best=2, sample=True, top_k=4, top_p=0.9, temperature=0.7, **rules),
         generator=gen,
     )
     assert tokens_of(sampled) == tokens_of(expected)
     with pytest.raises(ValueError, match="n_best"):
-        decode(model, src, src_lengths, DecodeConfig(beam=1, n_best=2))
+        decode(model, src, src_lengths, DecodeOptions(beam=1, n_best=2))
 
 
 def test_decode_in_small_groups_equals_one_batch() -> None:
     model = make_model("bahdanau")
     src, src_lengths = batch()
-    whole = decode(model, src, src_lengths, DecodeConfig(beam=3, n_best=2, max_len=12))
-    groups = decode(
-        model, src, src_lengths, DecodeConfig(beam=3, n_best=2, max_len=12, batch_tokens=10)
-    )
-    assert tokens_of(groups) == tokens_of(whole)
+    options = DecodeOptions(beam=3, n_best=2, max_len=12, batch_tokens=10)
+    whole = decode(model, src, src_lengths, options)
+    groups = length_batches(src_lengths.tolist(), options.sentence_budget())
+    assert len(groups) > 1
+    for group in groups:
+        rows = torch.tensor(group)
+        longest = int(src_lengths[rows].max())
+        part = decode(model, src[rows, :longest], src_lengths[rows], options)
+        assert tokens_of(part) == [tokens_of(whole)[i] for i in group]
+
+
+def test_rows_per_sentence_counts_the_beam_or_the_samples() -> None:
+    assert DecodeOptions(beam=5, n_best=2).rows_per_sentence() == 5
+    assert DecodeOptions(beam=5, n_best=2, sample=True).rows_per_sentence() == 2
+    assert DecodeOptions(beam=1, n_best=4, sample=True, batch_tokens=100).sentence_budget() == 25
+    assert DecodeOptions(beam=4, batch_tokens=2).sentence_budget() == 1  # at least a sentence
 
 
 def test_length_batches_cover_every_sentence_within_budget() -> None:

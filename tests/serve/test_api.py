@@ -15,7 +15,7 @@ from helpers import SENTENCES, make_run
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from attnmt.serve.app import HEADS_SUPPORTED, create_app  # noqa: E402
+from attnmt.serve.app import create_app  # noqa: E402
 from attnmt.serve.limits import Limits  # noqa: E402
 from attnmt.translate.translator import Translator  # noqa: E402
 
@@ -203,7 +203,6 @@ def multihead_translator(heads: int) -> Translator:
     return Translator(model, src_tok, tgt_tok, config)
 
 
-@pytest.mark.skipif(not HEADS_SUPPORTED, reason="Translator.translate_ids has no heads yet")
 def test_heads_of_a_multihead_model(translators: dict[str, Translator]) -> None:
     """heads=true adds (layers, heads, rows, columns) weights, each row a distribution whose
     mean over the heads is the default map; models report has_heads."""

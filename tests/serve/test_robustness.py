@@ -17,11 +17,13 @@ from helpers import SENTENCES, make_run
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from attnmt.config import DecodeOptions
 from attnmt.errors import UserError  # noqa: E402
 from attnmt.serve.app import create_app  # noqa: E402
 from attnmt.serve.batcher import Batcher  # noqa: E402
 from attnmt.serve.limits import Limits  # noqa: E402
-from attnmt.translate.translator import Translation, Translator  # noqa: E402
+from attnmt.translate.schema import Translation  # noqa: E402
+from attnmt.translate.translator import Translator  # noqa: E402
 
 POISON = "poison"  # an unknown word: the wrapped translator refuses its source
 CRASH = "the dog " * 30  # a 60-token source: the wrapped translator has a bug
@@ -43,7 +45,13 @@ class Controlled:
     def __getattr__(self, name: str) -> Any:
         return getattr(self.inner, name)
 
-    def translate_ids(self, ids: Sequence[Sequence[int]], **options: Any) -> list[Translation]:
+    def translate_ids(
+        self,
+        ids: Sequence[Sequence[int]],
+        options: DecodeOptions | None = None,
+        *,
+        heads: bool = False,
+    ) -> list[Translation]:
         self.entered.set()
         self.gate.wait(timeout=30)
         self.calls.append(len(ids))
@@ -52,7 +60,7 @@ class Controlled:
             raise UserError("this source is poison")
         if any(len(row) > 40 for row in rows):
             raise RuntimeError("a bug")
-        return self.inner.translate_ids(rows, **options)
+        return self.inner.translate_ids(rows, options, heads=heads)
 
 
 @pytest.fixture(scope="module")
@@ -133,7 +141,7 @@ def test_a_bug_is_json_500_and_the_worker_lives(controlled: Controlled) -> None:
 
 def test_close_finishes_every_queued_request(translator: Translator) -> None:
     batcher = Batcher("m", translator, Limits(max_batch=2))
-    futures = [batcher.submit([translator.src_tok.encode(s)], {}) for s in SENTENCES]
+    futures = [batcher.submit([translator.src_tok.encode(s)], translator.decode) for s in SENTENCES]
     batcher.close()
     assert all(f.done() for f in futures)
     expected = [t.text for t in translator.translate(SENTENCES)]

@@ -204,7 +204,9 @@ def test_two_processes_resume_after_a_kill_and_learn_like_one(tmp_path: Path) ->
     dev = load_corpus(two.data.dev, "dev", run.src_tok, run.tgt_tok, two.data, tmp_path, False)
     refs = (tmp_path / "dev.tgt").read_text().splitlines()
     translator = Translator.from_run(run)
-    scores = evaluate_corpus(translator, dev, refs, beam=1, n_best=1, sample=False).scores
+    scores = evaluate_corpus(
+        translator, dev, refs, options=translator.options(beam=1, n_best=1, sample=False)
+    ).scores
     best = max(dev_two, key=lambda entry: entry["bleu"])
     assert scores["exact"] == pytest.approx(best["exact"])
 

@@ -49,7 +49,8 @@ def test_a_translation_run_is_refused_in_one_line(run_dir: Path) -> None:
 
 
 def test_reply_keeps_the_history_and_feeds_it_to_the_model(run_dir: Path) -> None:
-    bot = Chatbot(dialogue_translator(run_dir), seed=0)
+    translator = dialogue_translator(run_dir)
+    bot = Chatbot(translator, translator.options(seed=0))
     assert bot.window.turns == 2  # the run's data.context_turns
     first = bot.reply(SENTENCES[0])
     assert bot.history == [SENTENCES[0], first]
@@ -67,7 +68,8 @@ def test_reply_keeps_the_history_and_feeds_it_to_the_model(run_dir: Path) -> Non
 
 def test_a_seeded_conversation_replays_and_each_reply_draws_anew(run_dir: Path) -> None:
     def conversation(seed: int) -> list[str]:
-        bot = Chatbot(dialogue_translator(run_dir, 0), seed=seed, sample=True, temperature=2.0)
+        translator = dialogue_translator(run_dir, 0)
+        bot = Chatbot(translator, translator.options(seed=seed, sample=True, temperature=2.0))
         return [bot.reply(SENTENCES[0]) for _ in range(6)]
 
     replies = conversation(7)
@@ -76,9 +78,10 @@ def test_a_seeded_conversation_replays_and_each_reply_draws_anew(run_dir: Path) 
 
 
 def test_per_reply_options_and_bad_options(run_dir: Path) -> None:
-    bot = Chatbot(dialogue_translator(run_dir))
-    assert bot.reply(SENTENCES[2], max_len=2, min_len=2).count(" ") <= 1
+    translator = dialogue_translator(run_dir)
+    bot = Chatbot(translator)
+    assert bot.reply(SENTENCES[2], translator.options(max_len=2, min_len=2)).count(" ") <= 1
     with pytest.raises(UserError, match="empty message"):
         bot.reply("   ")
     with pytest.raises(UserError, match="top_p"):
-        Chatbot(dialogue_translator(run_dir), top_p=2.0)
+        translator.options(top_p=2.0)

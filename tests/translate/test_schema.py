@@ -9,8 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from attnmt.translate.schema import as_json, to_dict
-from attnmt.translate.translator import Translation
+from attnmt.translate.schema import Translation, as_json, to_dict
 from attnmt.translate.words import merge_attention
 
 

@@ -12,7 +12,8 @@ from helpers import SENTENCES, make_run
 
 from attnmt.data.tokenize import WORD_START
 from attnmt.errors import UserError
-from attnmt.translate.translator import Translation, Translator
+from attnmt.translate.schema import Translation
+from attnmt.translate.translator import Translator
 
 
 @pytest.fixture(scope="module")
