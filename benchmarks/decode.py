@@ -29,13 +29,12 @@ from typing import cast
 
 import torch
 
+from attnmt import Translation, Translator
 from attnmt.config import SplitPaths
 from attnmt.data.text import read_parallel
 from attnmt.errors import UserError
 from attnmt.evaluate.metrics import corpus_metrics
 from attnmt.models.seq2seq import Seq2Seq, count_parameters
-from attnmt.translate.schema import Translation
-from attnmt.translate.translator import Translator
 from benchmarks import common
 
 TEST = "test_2016_flickr"

@@ -115,7 +115,7 @@ class TrainingState:
     optimizer: dict[str, Any]  # optimizer.state_dict()
     schedule: dict[str, Any]  # LRSchedule.state_dict()
     sampler: dict[str, int]  # the position in the data
-    progress: dict[str, Any]  # the loop's books (attnmt.train.trainer.Progress as a dict)
+    progress: dict[str, Any]  # the loop's books (attnmt.train.progress.Progress as a dict)
     rng: dict[str, Any]  # random states: torch, cuda, and each rank's
 
 

@@ -21,7 +21,7 @@ decisions and stops at the same step.
 from __future__ import annotations
 
 import time
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, replace
 from pathlib import Path
 from typing import Any
 
@@ -40,39 +40,10 @@ from attnmt.train import distributed, precision
 from attnmt.train.callbacks import Callback, Log, console, default_callbacks, quiet
 from attnmt.train.distributed import World
 from attnmt.train.forward import TrainingForward
+from attnmt.train.progress import HIGHER_IS_BETTER, Progress, TrainSummary
 from attnmt.train.schedule import LRSchedule
 from attnmt.train.setup import TrainingData, prepare_data, prepare_run_dir
 from attnmt.translate.translator import Translator
-
-HIGHER_IS_BETTER = {"bleu": True, "chrf": True, "loss": False}
-
-
-@dataclass
-class Progress:
-    """What a checkpoint must remember about the loop itself."""
-
-    step: int = 0
-    elapsed: float = 0.0  # wall time of the run, validation included, across resumes
-    train_time: float = 0.0  # the part spent in training steps
-    tgt_tokens: int = 0  # real target tokens trained on
-    best_value: float | None = None
-    best_step: int = 0
-    bad_validations: int = 0
-    stopped_early: bool = False
-    last_dev: dict[str, float] = field(default_factory=dict)
-
-
-@dataclass
-class TrainSummary:
-    run_dir: Path
-    steps: int
-    elapsed: float
-    tgt_tokens_per_s: float
-    best_step: int
-    best_dev: dict[str, float]
-    parameters: int
-    stop_reason: str
-    rank: int = 0  # which of the torchrun processes trained (0 speaks for the run)
 
 
 class Trainer:
@@ -363,18 +334,9 @@ class Trainer:
         if self.data.dev is not None:
             metrics = self.validate() if self.world.is_main else None
             metrics = distributed.broadcast_object(metrics)
-            self.progress.last_dev = metrics
             self._record({"split": "dev", **metrics})
-            value = metrics[train.metric]
-            higher = HIGHER_IS_BETTER[train.metric]
-            best = self.progress.best_value
-            improved = best is None or (value > best if higher else value < best)
-            self.schedule.validated(value, higher)
-            if improved:
-                self.progress.best_value, self.progress.best_step = value, self.progress.step
-                self.progress.bad_validations = 0
-            else:
-                self.progress.bad_validations += 1
+            improved = self.progress.note_validation(metrics, train.metric)
+            self.schedule.validated(metrics[train.metric], HIGHER_IS_BETTER[train.metric])
             self.log(
                 f"step {self.progress.step}: dev loss {metrics['loss']:.3f} "
                 f"ppl {metrics['ppl']:.2f} BLEU {metrics['bleu']:.2f} "
