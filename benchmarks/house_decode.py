@@ -1,48 +1,149 @@
-"""Decode a run's synthetic test split and print output hashes and speed, so the same
-script can be run against two versions of attnmt (one through PYTHONPATH) to check that
-a refactoring changed neither outputs nor speed.
+"""Decoding before and after a refactoring: the same outputs, byte for byte, and the same
+speed, measured in one run on one machine by alternating the two versions.
 
-    PYTHONPATH=/path/to/old/checkout python benchmarks/house_decode.py RUN OUT [fp32]
-    python benchmarks/house_decode.py RUN OUT [fp32]
+    git worktree add /tmp/old <commit before the change>
+    python -m benchmarks.house_decode --old /tmp/old --model RUN              # records
+    python -m benchmarks.house_decode --old /tmp/old --model RUN --rounds 1 --no-record
 
-It uses only the public API that both versions share (`from attnmt import Translator`),
-one torch thread, greedy and beam 5, and writes OUT.beam{1,5}.json (texts and scores).
+Each round runs two child processes, the old checkout first (``PYTHONPATH=OLD``), then
+this one, and in each: Multi30k test_2016_flickr (de, 1,000 sentences; ``--src``
+overrides) decoded greedy and beam 5, batched and one sentence at a time (the first
+``--one`` sentences), one torch thread. Children use only what both versions share:
+``Translator.load`` and ``translate(texts, beam=...)``. Every output (text and score,
+repr: every bit) must be the same in every round of both versions; any difference fails
+the run. This machine's speed drifts by tens of percent from minute to minute, so the
+figure is the median over rounds of each round's new/old ratio, the two processes of a
+round run back to back, beside the medians of sentences/s. Nothing else may run
+meanwhile.
 """
 
 from __future__ import annotations
 
-import hashlib
+import argparse
 import json
+import os
+import statistics
+import subprocess
 import sys
 import time
 from pathlib import Path
 
-import torch
+from benchmarks import common
 
-from attnmt import Translator
+SOURCE = common.ROOT.parent / "shared/data/multi30k/test_2016_flickr.de.gz"
+MODES = [("greedy, batched", 1, False), ("beam 5, batched", 5, False)]
+MODES += [("greedy, one at a time", 1, True), ("beam 5, one at a time", 5, True)]
+
+
+def child(model: str, src: str, one: int, out: str) -> None:
+    """In a child process: decode in every mode, print sentences/s, write the outputs."""
+    import torch
+
+    import attnmt
+    from attnmt import Translator
+    from attnmt.data.text import read_lines
+
+    torch.set_num_threads(1)
+    sources = list(read_lines(Path(src)))
+    translator = Translator.load(model, device="cpu")
+    translator.translate(sources[:20], beam=5)  # warm up
+    speeds, outputs = {}, {}
+    for label, beam, singly in MODES:
+        texts = sources[:one] if singly else sources
+        start = time.perf_counter()
+        if singly:
+            results = [translator.translate([text], beam=beam)[0] for text in texts]
+        else:
+            results = translator.translate(texts, beam=beam)
+        speeds[label] = len(texts) / (time.perf_counter() - start)
+        outputs[label] = [f"{result.text}\t{result.score!r}" for result in results]
+    Path(out).write_text(json.dumps(outputs), encoding="utf-8")
+    print(json.dumps({"attnmt": attnmt.__file__, **speeds}))
+
+
+def run_child(checkout: Path | None, args: argparse.Namespace, out: Path) -> dict[str, float]:
+    # Run as a script, not with -m from this checkout (that would put this checkout's
+    # attnmt first on sys.path): attnmt comes from the first PYTHONPATH entry, the old
+    # checkout when given, and benchmarks/ from this checkout.
+    path = [str(checkout)] if checkout is not None else []
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    env["PYTHONPATH"] = os.pathsep.join([*path, str(common.ROOT)])
+    command = [sys.executable, str(Path(__file__).resolve()), "--child", str(out)]
+    command += ["--model", args.model, "--src", args.src, "--one", str(args.one)]
+    done = subprocess.run(
+        command, env=env, cwd=args.work, capture_output=True, text=True, check=False
+    )
+    if done.returncode:
+        sys.exit(f"house_decode: the {'old' if checkout else 'new'} child failed:\n{done.stderr}")
+    speeds = dict(json.loads(done.stdout.strip().splitlines()[-1]))
+    package = Path(speeds.pop("attnmt")).resolve()
+    if not package.is_relative_to(checkout or common.ROOT):
+        sys.exit(f"house_decode: the child imported {package}, not {checkout or common.ROOT}")
+    return speeds
 
 
 def main() -> None:
-    torch.set_num_threads(1)
-    run, out = sys.argv[1], sys.argv[2]
-    sources = Path(run, "data", "test.src").read_text(encoding="utf-8").splitlines()
-    translator = Translator.load(run, device="cpu")
-    if len(sys.argv) > 3 and sys.argv[3] == "fp32":
-        translator.dtype = None
-    results = {}
-    for beam in (1, 5):
-        translator.translate(sources[:50], beam=beam)  # warm up
-        start = time.perf_counter()
-        outputs = translator.translate(sources, beam=beam)
-        seconds = time.perf_counter() - start
-        texts = [output.text for output in outputs]
-        results[beam] = {
-            "sha": hashlib.sha1("\n".join(texts).encode()).hexdigest()[:12],
-            "sent_per_s": round(len(sources) / seconds, 1),
-        }
-        record = {"texts": texts, "scores": [round(output.score, 4) for output in outputs]}
-        Path(f"{out}.beam{beam}.json").write_text(json.dumps(record), encoding="utf-8")
-    print(json.dumps(results))
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--old", type=Path, help="checkout of the version before the change")
+    parser.add_argument("--model", required=True, help="a run directory both versions load")
+    parser.add_argument("--src", default=str(SOURCE), help="source text (gz or plain)")
+    parser.add_argument("--one", type=int, default=300, help="sentences decoded one at a time")
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--work", type=Path, default=Path("/tmp/house_decode"))
+    parser.add_argument("--no-record", action="store_true")
+    parser.add_argument("--note", default="")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        child(args.model, args.src, args.one, args.child)
+        return
+    if args.old is None or not (args.old / "attnmt").is_dir():
+        sys.exit("house_decode: --old must be a checkout with an attnmt/ package")
+    args.work.mkdir(parents=True, exist_ok=True)
+    speeds: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
+    reference = None
+    for round_ in range(args.rounds):
+        for name, checkout in (("old", args.old.resolve()), ("new", None)):
+            out = args.work / f"{name}{round_}.json"
+            speeds[name].append(run_child(checkout, args, out))
+            outputs = out.read_text(encoding="utf-8")
+            reference = reference or outputs
+            if outputs != reference:
+                sys.exit(f"house_decode: {out} differs from {args.work}/old0.json")
+        print(f"round {round_ + 1}: old {speeds['old'][-1]}\n         new {speeds['new'][-1]}")
+    rows = []
+    for label, _, _ in MODES:
+        old = [round_[label] for round_ in speeds["old"]]
+        new = [round_[label] for round_ in speeds["new"]]
+        ratios = [n / o for n, o in zip(new, old, strict=True)]
+        rows.append(
+            (
+                f"{label}: sentences/s, old / new (medians)",
+                f"{statistics.median(old):,.1f} / {statistics.median(new):,.1f}",
+            )
+        )
+        rows.append(
+            (
+                f"{label}: new / old, median of the rounds' ratios (range)",
+                f"{statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f})",
+            )
+        )
+    for row in rows:
+        print(" | ".join(row))
+    if not args.no_record:
+        old_commit = subprocess.run(
+            ["git", "-C", str(args.old), "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            check=False,
+        ).stdout.strip()
+        notes = (
+            f"{args.note} Old: {old_commit}, new: this commit. Outputs (text and score, "
+            f"every bit) identical in all {args.rounds} rounds of both versions. One torch "
+            f"thread; batched: all sentences of {Path(args.src).name}; one at a time: the "
+            f"first {args.one}."
+        ).strip()
+        common.append(f"Decoding before and after a refactoring (old {old_commit})", rows, notes)
 
 
 if __name__ == "__main__":

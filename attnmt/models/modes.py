@@ -23,9 +23,11 @@ def evaluating(model: Seq2SeqModel) -> Iterator[None]:
     """Eval mode (no dropout) and ``torch.inference_mode`` (no autograd) inside the block;
     the model's previous training mode is restored after it, even on an exception."""
     was_training = model.training
-    model.train(False)
+    if was_training:  # a walk over every module: only when there is a mode to change
+        model.train(False)
     try:
         with torch.inference_mode():
             yield
     finally:
-        model.train(was_training)
+        if was_training:
+            model.train(True)

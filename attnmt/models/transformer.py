@@ -60,13 +60,22 @@ class TransformerSeq2Seq(Seq2Seq):
         decoder = cast(TransformerDecoder, self.decoder)
         encoded = encoder(src, src_lengths, record=True)
         memory = decoder.prepare(encoded)
-        result = decoder.run(tgt_in, memory, decoder.init_state(memory))
+        result = decoder.run(tgt_in, memory, decoder.init_state(memory), "all")
         assert encoded.self_attention is not None  # recorded, as asked
+        cross = [layer.cross_weights for layer in result.attention]
+        self_weights = [layer.self_weights for layer in result.attention]
         return {
-            "cross": torch.stack([layer.cross_weights for layer in result.attention], dim=1),
+            "cross": torch.stack(_formed(cross), dim=1),
             "encoder": encoded.self_attention,
-            "decoder": torch.stack([layer.self_weights for layer in result.attention], dim=1),
+            "decoder": torch.stack(_formed(self_weights), dim=1),
         }
+
+
+def _formed(weights: list[Tensor | None]) -> list[Tensor]:
+    """The weights of every layer, all formed (as ``wanted="all"`` asks)."""
+    formed = [w for w in weights if w is not None]
+    assert len(formed) == len(weights)
+    return formed
 
 
 def build(config: ModelConfig, src_vocab_size: int, tgt_vocab_size: int) -> Seq2Seq:

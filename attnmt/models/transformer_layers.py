@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TypeVar, cast
+from typing import Literal, TypeVar, cast
 
 import torch
 from torch import Tensor, nn
@@ -113,27 +113,38 @@ class EncoderLayer(nn.Module):
         self.feed_forward_block = Residual(dim, dropout, pre_norm)
 
     def forward(
-        self, x: Tensor, mask: Tensor, src_lengths: Tensor, positions: Tensor
-    ) -> tuple[Tensor, Tensor]:
+        self,
+        x: Tensor,
+        mask: Tensor,
+        src_lengths: Tensor,
+        positions: Tensor,
+        need_weights: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
         """x (B, S, D), mask (B, 1, S) True on real tokens -> y (B, S, D), weights
-        (B, heads, S, S)."""
+        (B, heads, S, S) (None without `need_weights`: the fused path)."""
 
-        def attend_self(h: Tensor) -> tuple[Tensor, Tensor]:
+        def attend_self(h: Tensor) -> tuple[Tensor, Tensor | None]:
             keys = self.self_attention.project_keys(h)
-            return self.self_attention(h, keys, mask, src_lengths, positions)
+            return self.self_attention(h, keys, mask, src_lengths, positions, need_weights)
 
         x, weights = self.attention_block(x, attend_self)
         x, _ = self.feed_forward_block(x, lambda h: (self.feed_forward(h), None))
         return x, weights
 
 
+Wanted = Literal["all", "last cross", "none"]
+"""Which attention weights a decoder pass forms: every layer's (the maps), the last
+layer's cross-attention only (what search shows), or none (training): the others take
+the fused path."""
+
+
 @dataclass
 class LayerAttention:
     """The attention weights of one decoder layer: (B, heads, T, past + T) and (B, heads,
-    T, S)."""
+    T, S); None where they were not asked for."""
 
-    self_weights: Tensor
-    cross_weights: Tensor
+    self_weights: Tensor | None
+    cross_weights: Tensor | None
 
 
 class DecoderLayer(nn.Module):
@@ -164,17 +175,24 @@ class DecoderLayer(nn.Module):
         src_mask: Tensor,
         src_lengths: Tensor,
         positions: Tensor,
+        need_self: bool = True,
+        need_cross: bool = True,
     ) -> tuple[Tensor, Keys, LayerAttention]:
         """x (B, T, D) at target positions `positions` (T,), after the `cache` of earlier
-        positions -> y (B, T, D), the cache extended by these positions, the weights."""
+        positions -> y (B, T, D), the cache extended by these positions, the weights
+        (self-attention with `need_self`, cross-attention with `need_cross`)."""
 
-        def attend_self(h: Tensor) -> tuple[Tensor, tuple[Tensor, Keys]]:
+        def attend_self(h: Tensor) -> tuple[Tensor, tuple[Tensor | None, Keys]]:
             keys = self_attention_keys(self.self_attention, h, cache)
-            context, weights = self.self_attention(h, keys, self_mask, src_lengths, positions)
+            context, weights = self.self_attention(
+                h, keys, self_mask, src_lengths, positions, need_self
+            )
             return context, (weights, keys)
 
-        def attend_source(h: Tensor) -> tuple[Tensor, Tensor]:
-            return self.cross_attention(h, memory_keys, src_mask, src_lengths, positions)
+        def attend_source(h: Tensor) -> tuple[Tensor, Tensor | None]:
+            return self.cross_attention(
+                h, memory_keys, src_mask, src_lengths, positions, need_cross
+            )
 
         x, (self_weights, keys) = self.self_block(x, attend_self)
         x, cross_weights = self.cross_block(x, attend_source)
@@ -272,7 +290,7 @@ class TransformerEncoder(nn.Module):
         x = self.embedder(src)  # (B, S, D)
         recorded = []
         for layer in self.layers:
-            x, weights = layer(x, src_mask.unsqueeze(1), src_lengths, positions)
+            x, weights = layer(x, src_mask.unsqueeze(1), src_lengths, positions, record)
             if record:
                 recorded.append(weights)
         memory = self.final_norm(x).masked_fill(~src_mask.unsqueeze(-1), 0.0)
@@ -349,9 +367,14 @@ class TransformerDecoder(nn.Module):
         return TransformerDecoderState()
 
     def run(
-        self, tokens: Tensor, enc: TransformerMemory, state: TransformerDecoderState
+        self,
+        tokens: Tensor,
+        enc: TransformerMemory,
+        state: TransformerDecoderState,
+        wanted: Wanted = "all",
     ) -> DecoderRun:
-        """tokens (B, T) at positions state.step .. state.step + T - 1."""
+        """tokens (B, T) at positions state.step .. state.step + T - 1; the attention
+        weights `wanted` (see :data:`Wanted`)."""
         past, steps = state.step, tokens.size(1)
         positions = torch.arange(past, past + steps, device=tokens.device)  # (T,)
         keys_at = torch.arange(past + steps, device=tokens.device)  # (past + T,)
@@ -362,10 +385,20 @@ class TransformerDecoder(nn.Module):
         self_mask = causal.unsqueeze(0) & real.unsqueeze(1)  # (B, T, past + T)
         x = self.embedder(tokens, past)
         caches, weights = [], []
+        last = len(self.layers) - 1
         for i, layer in enumerate(self.layers):
             cache = state.cache[i] if state.cache else None
+            need_cross = wanted == "all" or (wanted == "last cross" and i == last)
             x, keys, attention = layer(
-                x, cache, self_mask, enc.keys[i], enc.src_mask, enc.src_lengths, positions
+                x,
+                cache,
+                self_mask,
+                enc.keys[i],
+                enc.src_mask,
+                enc.src_lengths,
+                positions,
+                need_self=wanted == "all",
+                need_cross=need_cross,
             )
             caches.append(keys)
             weights.append(attention)
@@ -383,8 +416,8 @@ class TransformerDecoder(nn.Module):
         """Teacher forcing: tgt_in (B, T) -> outputs (B, T, D), the last layer's
         cross-attention (B, heads, T, S) (None without `need_weights`), the state after T
         positions."""
-        result = self.run(tgt_in, enc, state)
-        weights = result.attention[-1].cross_weights if need_weights else None
+        result = self.run(tgt_in, enc, state, "last cross" if need_weights else "none")
+        weights = result.attention[-1].cross_weights
         return result.output, weights, result.state
 
     def step(
@@ -396,6 +429,7 @@ class TransformerDecoder(nn.Module):
     ) -> tuple[Tensor, Tensor | None, TransformerDecoderState]:
         """One position: tokens (B,) -> output (B, D), attention (B, heads, S) (None
         without `need_weights`), state."""
-        result = self.run(tokens.unsqueeze(1), enc, state)
-        cross = result.attention[-1].cross_weights.squeeze(2) if need_weights else None
+        result = self.run(tokens.unsqueeze(1), enc, state, "last cross" if need_weights else "none")
+        weights = result.attention[-1].cross_weights
+        cross = weights.squeeze(2) if weights is not None else None
         return result.output.squeeze(1), cross, result.state

@@ -11,6 +11,12 @@ Vaswani et al. 2017):
 positions come from a window in :data:`WINDOWS`; the masking, softmax and weighted sum
 happen once, in :func:`attend`.
 
+When nobody asks for the weights (training, the loss) and the score is a dot product
+scaled by a constant (dot, scaled_dot, general, multihead) over the global window, the
+same α and c come from one fused kernel,
+:func:`torch.nn.functional.scaled_dot_product_attention`, that never hands α back;
+tests/nn/test_attention_fused.py checks the two paths agree to rounding.
+
 Mask convention, everywhere in attnmt: a bool mask is True where a position is real
 (may be attended) and False where it is padding. Masked scores are filled with
 ``torch.finfo(dtype).min``, never a magic -1e9, so bf16 and fp16 are safe.
@@ -25,7 +31,7 @@ import torch
 from torch import Tensor, nn
 
 from attnmt.nn.scores import Keys, Score
-from attnmt.nn.windows import Window
+from attnmt.nn.windows import GlobalWindow, Window
 
 
 def attend(
@@ -73,6 +79,8 @@ class Attention(nn.Module):
         self.score = score
         self.window = window
         self.dropout = dropout
+        # The global window adds no mask and no bias: the fused kernel can take its place.
+        self.fusable = isinstance(window, GlobalWindow)
 
     def project_keys(self, memory: Tensor) -> Keys:
         """Once per sentence: memory (B, S, Dk) -> Keys to pass to every `forward`."""
@@ -85,7 +93,8 @@ class Attention(nn.Module):
         mask: Tensor,
         src_lengths: Tensor,
         positions: Tensor,
-    ) -> tuple[Tensor, Tensor]:
+        need_weights: bool = True,
+    ) -> tuple[Tensor, Tensor | None]:
         """Attend with queries (B, T, Dq) at target steps `positions` (T,).
 
         `mask` is any bool mask the caller chooses, (B, S) or (B, T, S), True where a
@@ -94,8 +103,13 @@ class Attention(nn.Module):
 
         Returns the context (B, T, Dk) and the weights of every head (B, heads, T, S),
         each row summing to 1 (one head for the single-head scores). The usual map to
-        show is their mean over dim 1.
+        show is their mean over dim 1. Without `need_weights` the weights may be None:
+        the fused path (see the module docstring) when the score and window allow it.
         """
+        if not need_weights and self.fusable:
+            dot = self.score.dot_query(query)
+            if dot is not None:
+                return self._fused(*dot, keys, mask), None
         src_len = mask.size(-1)
         scores = self.score(query, keys.keys)  # (B, T, S) or (B, h, T, S)
         window_mask, bias = self.window(query, src_lengths, positions, src_len)
@@ -113,3 +127,23 @@ class Attention(nn.Module):
         if keys.values.dim() == 3:
             context = context.squeeze(1)  # (B, T, Dk)
         return self.score.merge(context), weights
+
+    def _fused(self, query: Tensor, scale: float, keys: Keys, mask: Tensor) -> Tensor:
+        """c = softmax(scale · q kᵀ, masked) v in one kernel, for the global window:
+        query (B, h, T, d) from ``score.dot_query`` -> context (B, T, Dk)."""
+        values, key_heads = keys.values, keys.keys
+        if values.dim() == 3:  # one head: give it its own dim, like the multi-head keys
+            values, key_heads = values.unsqueeze(1), key_heads.unsqueeze(1)  # (B, 1, S, ·)
+        mask = (mask.unsqueeze(1) if mask.dim() == 2 else mask).unsqueeze(1)  # (B, 1, T|1, S)
+        dtype = values.dtype  # one dtype for the kernel, as attend's matmul casts α to V's
+        context = nn.functional.scaled_dot_product_attention(
+            query.to(dtype),
+            key_heads.to(dtype),
+            values,
+            attn_mask=mask,
+            dropout_p=self.dropout if self.training else 0.0,
+            scale=scale,
+        )  # (B, h, T, D')
+        if keys.values.dim() == 3:
+            context = context.squeeze(1)  # (B, T, Dk)
+        return self.score.merge(context)

@@ -41,6 +41,12 @@ class Score(nn.Module):
         """Turn the attended values into the context vector (B, T, Dk)."""
         return context
 
+    def dot_query(self, query: Tensor) -> tuple[Tensor, float] | None:
+        """For a score of the form e = scale · q'ᵀ k (k the projected keys): the query q'
+        with a head dim, (B, h, T, d), and the scale, so that attention may run as one
+        fused kernel; None for any other score."""
+        return None
+
 
 class DotScore(Score):
     """score(s_t, h_j) = s_tᵀ h_j   (Luong et al. 2015, eq. 8, "dot").
@@ -50,6 +56,9 @@ class DotScore(Score):
 
     def forward(self, query: Tensor, keys: Tensor) -> Tensor:
         return query @ keys.transpose(1, 2)  # (B, T, S)
+
+    def dot_query(self, query: Tensor) -> tuple[Tensor, float] | None:
+        return query.unsqueeze(1), 1.0  # (B, 1, T, D)
 
 
 class ScaledDotScore(Score):
@@ -61,6 +70,9 @@ class ScaledDotScore(Score):
 
     def forward(self, query: Tensor, keys: Tensor) -> Tensor:
         return query @ keys.transpose(1, 2) / math.sqrt(query.size(-1))  # (B, T, S)
+
+    def dot_query(self, query: Tensor) -> tuple[Tensor, float] | None:
+        return query.unsqueeze(1), 1 / math.sqrt(query.size(-1))  # (B, 1, T, D)
 
 
 class GeneralScore(Score):
@@ -78,6 +90,9 @@ class GeneralScore(Score):
 
     def forward(self, query: Tensor, keys: Tensor) -> Tensor:
         return query @ keys.transpose(1, 2)  # (B, T, S)
+
+    def dot_query(self, query: Tensor) -> tuple[Tensor, float] | None:
+        return query.unsqueeze(1), 1.0  # (B, 1, T, Dq): the keys are W_a h already
 
 
 class ConcatScore(Score):
@@ -153,6 +168,9 @@ class MultiHeadScore(Score):
     def forward(self, query: Tensor, keys: Tensor) -> Tensor:
         q = self._split(self.W_q(query))  # (B, h, T, d)
         return q @ keys.transpose(-1, -2) / math.sqrt(self.head_dim)  # (B, h, T, S)
+
+    def dot_query(self, query: Tensor) -> tuple[Tensor, float] | None:
+        return self._split(self.W_q(query)), 1 / math.sqrt(self.head_dim)  # (B, h, T, d)
 
     def merge(self, context: Tensor) -> Tensor:
         batch, _, steps, _ = context.shape  # (B, h, T, d)
