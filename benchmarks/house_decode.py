@@ -1,20 +1,20 @@
 """Decoding before and after a refactoring: the same outputs, byte for byte, and the same
 speed, measured in one run on one machine by alternating the two versions.
 
-    git worktree add /tmp/old <commit before the change>
-    python -m benchmarks.house_decode --old /tmp/old --model RUN              # records
+    git worktree add /tmp/old <commit before>; git worktree add /tmp/new <commit after>
+    python -m benchmarks.house_decode --old /tmp/old --new /tmp/new --model RUN  # records
     python -m benchmarks.house_decode --old /tmp/old --model RUN --rounds 1 --no-record
 
-Each round runs two child processes, the old checkout first (``PYTHONPATH=OLD``), then
-this one, and in each: Multi30k test_2016_flickr (de, 1,000 sentences; ``--src``
-overrides) decoded greedy and beam 5, batched and one sentence at a time (the first
-``--one`` sentences), one torch thread. Children use only what both versions share:
-``Translator.load`` and ``translate(texts, beam=...)``. Every output (text and score,
-repr: every bit) must be the same in every round of both versions; any difference fails
-the run. This machine's speed drifts by tens of percent from minute to minute, so the
-figure is the median over rounds of each round's new/old ratio, the two processes of a
-round run back to back, beside the medians of sentences/s. Nothing else may run
-meanwhile.
+Each round runs two child processes, the old checkout first, then the new one (default:
+this checkout, uncommitted changes and all), and in each: Multi30k test_2016_flickr (de,
+1,000 sentences; ``--src`` overrides) decoded greedy and beam 5, batched and one sentence
+at a time (the first ``--one`` sentences), one torch thread. Children use only what both
+versions share: ``Translator.load`` and ``translate(texts, beam=...)``. Every output
+(text and score, repr: every bit) must be the same in every round of both versions; any
+difference fails the run. This machine's speed drifts by tens of percent from minute to
+minute, so the figure is the median over rounds of each round's new/old ratio (the two
+processes of a round run back to back), beside the medians of sentences/s. Nothing else
+may run meanwhile.
 """
 
 from __future__ import annotations
@@ -61,30 +61,32 @@ def child(model: str, src: str, one: int, out: str) -> None:
     print(json.dumps({"attnmt": attnmt.__file__, **speeds}))
 
 
-def run_child(checkout: Path | None, args: argparse.Namespace, out: Path) -> dict[str, float]:
+def run_child(checkout: Path, args: argparse.Namespace, out: Path) -> dict[str, float]:
     # Run as a script, not with -m from this checkout (that would put this checkout's
-    # attnmt first on sys.path): attnmt comes from the first PYTHONPATH entry, the old
-    # checkout when given, and benchmarks/ from this checkout.
-    path = [str(checkout)] if checkout is not None else []
+    # attnmt first on sys.path): attnmt comes from the first PYTHONPATH entry, the
+    # checkout measured, and benchmarks/ from this checkout.
     env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-    env["PYTHONPATH"] = os.pathsep.join([*path, str(common.ROOT)])
+    env["PYTHONPATH"] = os.pathsep.join([str(checkout), str(common.ROOT)])
     command = [sys.executable, str(Path(__file__).resolve()), "--child", str(out)]
     command += ["--model", args.model, "--src", args.src, "--one", str(args.one)]
     done = subprocess.run(
         command, env=env, cwd=args.work, capture_output=True, text=True, check=False
     )
     if done.returncode:
-        sys.exit(f"house_decode: the {'old' if checkout else 'new'} child failed:\n{done.stderr}")
+        sys.exit(f"house_decode: the child of {checkout} failed:\n{done.stderr}")
     speeds = dict(json.loads(done.stdout.strip().splitlines()[-1]))
     package = Path(speeds.pop("attnmt")).resolve()
-    if not package.is_relative_to(checkout or common.ROOT):
-        sys.exit(f"house_decode: the child imported {package}, not {checkout or common.ROOT}")
+    if not package.is_relative_to(checkout):
+        sys.exit(f"house_decode: the child imported {package}, not {checkout}'s")
     return speeds
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--old", type=Path, help="checkout of the version before the change")
+    parser.add_argument(
+        "--new", type=Path, help="checkout of the version after it (default: this one)"
+    )
     parser.add_argument("--model", required=True, help="a run directory both versions load")
     parser.add_argument("--src", default=str(SOURCE), help="source text (gz or plain)")
     parser.add_argument("--one", type=int, default=300, help="sentences decoded one at a time")
@@ -97,13 +99,15 @@ def main() -> None:
     if args.child:
         child(args.model, args.src, args.one, args.child)
         return
-    if args.old is None or not (args.old / "attnmt").is_dir():
-        sys.exit("house_decode: --old must be a checkout with an attnmt/ package")
+    new = args.new or common.ROOT
+    for checkout in (args.old, new):
+        if checkout is None or not (checkout / "attnmt").is_dir():
+            sys.exit("house_decode: --old and --new must be checkouts with an attnmt/ package")
     args.work.mkdir(parents=True, exist_ok=True)
     speeds: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
     reference = None
     for round_ in range(args.rounds):
-        for name, checkout in (("old", args.old.resolve()), ("new", None)):
+        for name, checkout in (("old", args.old.resolve()), ("new", new.resolve())):
             out = args.work / f"{name}{round_}.json"
             speeds[name].append(run_child(checkout, args, out))
             outputs = out.read_text(encoding="utf-8")
@@ -131,19 +135,26 @@ def main() -> None:
     for row in rows:
         print(" | ".join(row))
     if not args.no_record:
-        old_commit = subprocess.run(
-            ["git", "-C", str(args.old), "rev-parse", "--short", "HEAD"],
-            capture_output=True,
-            text=True,
-            check=False,
-        ).stdout.strip()
+        old_commit, new_commit = (_head(args.old), _head(new))
         notes = (
-            f"{args.note} Old: {old_commit}, new: this commit. Outputs (text and score, "
+            f"{args.note} Old: {old_commit}, new: {new_commit}. Outputs (text and score, "
             f"every bit) identical in all {args.rounds} rounds of both versions. One torch "
             f"thread; batched: all sentences of {Path(args.src).name}; one at a time: the "
             f"first {args.one}."
         ).strip()
-        common.append(f"Decoding before and after a refactoring (old {old_commit})", rows, notes)
+        title = f"Decoding before and after a refactoring ({old_commit} -> {new_commit})"
+        common.append(title, rows, notes)
+
+
+def _head(checkout: Path) -> str:
+    """The checkout's commit, short."""
+    done = subprocess.run(
+        ["git", "-C", str(checkout), "rev-parse", "--short", "HEAD"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    return done.stdout.strip() or "unknown"
 
 
 if __name__ == "__main__":
