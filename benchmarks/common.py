@@ -7,6 +7,7 @@ import datetime as dt
 import os
 import platform
 import resource
+import statistics
 import subprocess
 import sys
 from pathlib import Path
@@ -63,13 +64,24 @@ def commit() -> str:
     return head + (" (with uncommitted changes)" if dirty else "")
 
 
+def ratio_row(label: str, values: list[float], baseline: list[float]) -> tuple[str, str]:
+    """A BENCHMARKS.md row for paired rounds: the median of each round's values/baseline
+    ratio, and their range. Pairing by round cancels the machine's drift between rounds."""
+    ratios = [value / base for value, base in zip(values, baseline, strict=True)]
+    median = statistics.median(ratios)
+    return f"{label}: median of the rounds' ratios (range)", (
+        f"{median:.3f} ({min(ratios):.2f}–{max(ratios):.2f})"
+    )
+
+
 def peak_rss_mb() -> float:
     """Peak resident memory of this process so far (Linux reports KiB)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def command_line() -> str:
-    module = Path(sys.argv[0]).with_suffix("").name
+    script = Path(sys.argv[0])  # a package's __main__.py is run as the package
+    module = script.parent.name if script.name == "__main__.py" else script.stem
     return " ".join(["python -m", f"benchmarks.{module}", *sys.argv[1:]])
 
 

@@ -5,16 +5,17 @@ speed, measured in one run on one machine by alternating the two versions.
     python -m benchmarks.house_decode --old /tmp/old --new /tmp/new --model RUN  # records
     python -m benchmarks.house_decode --old /tmp/old --model RUN --rounds 1 --no-record
 
-Each round runs two child processes, the old checkout first, then the new one (default:
-this checkout, uncommitted changes and all), and in each: Multi30k test_2016_flickr (de,
-1,000 sentences; ``--src`` overrides) decoded greedy and beam 5, batched and one sentence
-at a time (the first ``--one`` sentences), one torch thread. Children use only what both
-versions share: ``Translator.load`` and ``translate(texts, beam=...)``. Every output
-(text and score, repr: every bit) must be the same in every round of both versions; any
-difference fails the run. This machine's speed drifts by tens of percent from minute to
-minute, so the figure is the median over rounds of each round's new/old ratio (the two
-processes of a round run back to back), beside the medians of sentences/s. Nothing else
-may run meanwhile.
+Each round runs two child processes, one of the old checkout and one of the new (default:
+this checkout, uncommitted changes and all): the old first in odd rounds, the new first in
+even ones, since the second process of a pair can run at another speed. Each decodes
+Multi30k test_2016_flickr (de, 1,000 sentences; ``--src`` overrides) greedy and beam 5,
+batched and one sentence at a time (the first ``--one`` sentences), with one torch
+thread, through what both versions share: ``Translator.load`` and
+``translate(texts, beam=...)``. Every output (text and score, repr: every bit) must be
+the same in every round of both versions; any difference fails the run. This machine's
+speed drifts by tens of percent from minute to minute, so the figure is the median over
+rounds of each round's new/old ratio, beside the medians of sentences/s. Nothing else may
+run meanwhile.
 """
 
 from __future__ import annotations
@@ -105,33 +106,28 @@ def main() -> None:
             sys.exit("house_decode: --old and --new must be checkouts with an attnmt/ package")
     args.work.mkdir(parents=True, exist_ok=True)
     speeds: dict[str, list[dict[str, float]]] = {"old": [], "new": []}
-    reference = None
+    reference: tuple[Path, str] | None = None
     for round_ in range(args.rounds):
-        for name, checkout in (("old", args.old.resolve()), ("new", new.resolve())):
+        order = [("old", args.old.resolve()), ("new", new.resolve())]
+        for name, checkout in order if round_ % 2 == 0 else order[::-1]:  # ABBA
             out = args.work / f"{name}{round_}.json"
             speeds[name].append(run_child(checkout, args, out))
             outputs = out.read_text(encoding="utf-8")
-            reference = reference or outputs
-            if outputs != reference:
-                sys.exit(f"house_decode: {out} differs from {args.work}/old0.json")
+            reference = reference or (out, outputs)
+            if outputs != reference[1]:
+                sys.exit(f"house_decode: {out} differs from {reference[0]}")
         print(f"round {round_ + 1}: old {speeds['old'][-1]}\n         new {speeds['new'][-1]}")
     rows = []
     for label, _, _ in MODES:
         old = [round_[label] for round_ in speeds["old"]]
         new = [round_[label] for round_ in speeds["new"]]
-        ratios = [n / o for n, o in zip(new, old, strict=True)]
         rows.append(
             (
                 f"{label}: sentences/s, old / new (medians)",
                 f"{statistics.median(old):,.1f} / {statistics.median(new):,.1f}",
             )
         )
-        rows.append(
-            (
-                f"{label}: new / old, median of the rounds' ratios (range)",
-                f"{statistics.median(ratios):.3f} ({min(ratios):.2f}–{max(ratios):.2f})",
-            )
-        )
+        rows.append(common.ratio_row(f"{label}: new / old", new, old))
     for row in rows:
         print(" | ".join(row))
     if not args.no_record:
