@@ -33,7 +33,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         description="Write context -> reply pairs from the Chit-Chat Challenge corpus "
         "(about 7,168 English conversations, packaged in chitchat-dataset: nothing is "
         "downloaded). Splits go by conversation, from --seed. Files: {train,dev,test}.src "
-        "(context ||| message), .tgt (the reply) and manifest.json.",
+        "(context ||| message), .tgt (the reply), .ids (each pair's conversation), the "
+        "backward pairs backward/{train,dev,test}.src (the reply) and .tgt (the message "
+        "alone) for configs/chitchat_backward.yaml, and manifest.json.",
     )
     chitchat.add_argument(
         "--context",
@@ -81,7 +83,7 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _chitchat(args: argparse.Namespace) -> int:
-    from attnmt.data.chitchat import write_dialogue_data
+    from attnmt.data.chitchat import BACKWARD, write_dialogue_data
 
     out = Path(args.out)
     stats = write_dialogue_data(
@@ -97,7 +99,10 @@ def _chitchat(args: argparse.Namespace) -> int:
         f"skipped: {stats.empty_turns} empty turns; {stats.long_turns} turns over "
         f"{args.max_words} words ({stats.dropped_long:,} pairs dropped)"
     )
-    print(f"wrote {out}/{{train,dev,test}}.{{src,tgt}} and {out}/manifest.json")
+    print(
+        f"wrote {out}/{{train,dev,test}}.{{src,tgt,ids}}, the backward pairs (reply -> "
+        f"message) in {out}/{BACKWARD}/ and {out}/manifest.json"
+    )
     if args.context != CHITCHAT_CONTEXT or str(out) != "data/chitchat":
         print(
             f"train with: --set data.context_turns={args.context} "

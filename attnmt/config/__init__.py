@@ -15,6 +15,7 @@ from attnmt.config.loading import (
     parse_override,
     preset_path,
     read_yaml,
+    rerank_options,
     save_config,
 )
 from attnmt.config.sections import (
@@ -29,6 +30,7 @@ from attnmt.config.sections import (
     DecodeOptions,
     DecoderKind,
     ModelConfig,
+    RerankOptions,
     RNNKind,
     ScoreKind,
     SplitPaths,
@@ -49,6 +51,7 @@ __all__ = [
     "decode_options",
     "DecoderKind",
     "ModelConfig",
+    "RerankOptions",
     "RNNKind",
     "RNN_KEYS",
     "ScoreKind",
@@ -63,6 +66,7 @@ __all__ = [
     "parse_override",
     "preset_path",
     "read_yaml",
+    "rerank_options",
     "save_config",
     "without_other_family",
 ]

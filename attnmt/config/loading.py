@@ -8,12 +8,12 @@ import typing
 from collections.abc import Iterable, Mapping
 from importlib import resources
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
 
-from attnmt.config.sections import Config, ConfigError, DecodeOptions
+from attnmt.config.sections import Config, ConfigError, DecodeOptions, RerankOptions
 
 
 def _describe_allowed(model: type[BaseModel], loc: tuple[Any, ...]) -> str:
@@ -129,13 +129,31 @@ def decode_options(
 ) -> DecodeOptions:
     """`base` (a run's ``decode`` section) with `overrides` applied (None values are
     ignored), validated once: an unknown key or a bad value is a one-line ConfigError."""
+    return _with_overrides(base, overrides, source, "decode.")
+
+
+def rerank_options(
+    base: RerankOptions, overrides: Mapping[str, Any], source: str = ""
+) -> RerankOptions:
+    """`base` (a dialogue run's ``rerank`` section) with `overrides` applied (None values
+    are ignored), validated once, as :func:`decode_options` does."""
+    return _with_overrides(base, overrides, source, "rerank.")
+
+
+Options = TypeVar("Options", DecodeOptions, RerankOptions)
+
+
+def _with_overrides(
+    base: Options, overrides: Mapping[str, Any], source: str, prefix: str
+) -> Options:
     given = {key: value for key, value in overrides.items() if value is not None}
     if not given:
         return base
+    kind = type(base)
     try:
-        return DecodeOptions.model_validate({**base.model_dump(), **given})
+        return kind.model_validate({**base.model_dump(), **given})
     except ValidationError as err:
-        raise ConfigError(_format_error(err, source, DecodeOptions, "decode.")) from None
+        raise ConfigError(_format_error(err, source, kind, prefix)) from None
 
 
 def load_config(path: str | Path | None = None, overrides: Iterable[str] = ()) -> Config:

@@ -243,10 +243,14 @@ class DataConfig(_Section):
     """Training pairs with more tokens than this on either side are dropped (and counted)."""
     drop_empty: bool = True
     """Drop training pairs with an empty side (and count them); False makes them an error."""
-    task: Literal["translation", "dialogue"] = "translation"
-    """translation, or dialogue: each source is the previous turns and a message joined
-    by " ||| ", each target the reply (`attnmt data chitchat`). `attnmt chat` needs a
-    dialogue run; `attnmt evaluate` then adds distinct-1/2 and the reply length."""
+    task: Literal["translation", "dialogue", "dialogue_backward"] = "translation"
+    """translation; dialogue: each source is the previous turns and a message joined by
+    " ||| ", each target the reply (`attnmt data chitchat`); `attnmt chat` needs a
+    dialogue run, and `attnmt evaluate` then adds the dialogue metrics (docs/chat.md).
+    dialogue_backward: the pairs turned round, each source a reply and each target the
+    user's message before it (`attnmt data chitchat` writes them to backward/): a
+    backward model p(S|T), which reranks a dialogue run's replies (`--rerank`) and
+    cannot chat itself."""
     context_turns: int = Field(0, ge=0)
     """Dialogue: how many turns before the message each source holds (`attnmt data
     chitchat --context N`); `attnmt chat` feeds the model as many."""
@@ -347,6 +351,9 @@ class DecodeOptions(_Section):
     seed: int | None = None
     """Seeds sampling, so that the same call draws the same outputs; None: torch's global
     random state."""
+    allow_unk: bool = True
+    """Whether the output may contain the unknown piece <unk>; false forbids it at every
+    step. A dialogue run's replies never contain it, whatever this says (docs/chat.md)."""
 
     @model_validator(mode="after")
     def _n_best_within_beam(self) -> DecodeOptions:
@@ -364,6 +371,32 @@ class DecodeOptions(_Section):
         return max(1, self.batch_tokens // self.rows_per_sentence())
 
 
+class RerankOptions(_Section):
+    """MMI-bidi reranking of a dialogue run's candidate replies (Li et al. 2016, sec. 4.3:
+    "A Diversity-Promoting Objective Function for Neural Conversation Models"):
+
+        score(T) = (1 - λ) log p(T | S) + λ log p(S | T) + γ |T|
+
+    T is a candidate reply, S the user's message (without the older context), p(T | S)
+    the dialogue run (the forward model), p(S | T) a backward run (``data.task:
+    dialogue_backward``) and |T| the reply's words. The forward run's ``rerank`` section
+    holds the defaults; the backward run is named where reranking is asked for
+    (``--rerank BACKWARD_RUN``). Frozen, like :class:`DecodeOptions`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    mmi_weight: float = Field(0.5, ge=0, le=1)
+    """λ: the weight of the backward model's log p(S | T); 0 ranks by the forward model
+    alone, 1 by the backward model alone."""
+    length_bonus: float = 0.0
+    """γ: added per whitespace word of the reply, against the summed log-probabilities'
+    preference for short replies; 0 adds nothing."""
+    candidates: int = Field(10, ge=1)
+    """N: candidate replies decoded per message (decode.n_best while reranking): N
+    samples when decode.sample, else the N best of the beam (decode.beam must be >= N).
+    Candidates with the same text are merged before they are scored."""
+
+
 class Config(_Section):
     run_dir: str = "runs/default"
     """Directory holding checkpoints, vocabularies, logs and the resolved config."""
@@ -371,6 +404,8 @@ class Config(_Section):
     data: DataConfig = Field(default_factory=DataConfig)
     train: TrainConfig = Field(default_factory=TrainConfig)
     decode: DecodeOptions = Field(default_factory=DecodeOptions)
+    rerank: RerankOptions = Field(default_factory=RerankOptions)
+    """A dialogue run's MMI reranking, when a backward run is given (``--rerank``)."""
 
     def to_dict(self) -> dict[str, Any]:
         return self.model_dump(mode="python")

@@ -16,7 +16,18 @@ training and chatting see the same format.
 
 Splits go by conversation: every pair of a conversation lands in the same split, so no
 dialogue is seen in training and tested on. The split is a seeded shuffle of the sorted
-conversation ids, the same on every machine.
+conversation ids, the same on every machine. Each pair's conversation id is written too
+(``test.ids``, line-aligned with ``test.src``): relevance is measured against replies
+from *other* conversations (:mod:`attnmt.evaluate.relevance`).
+
+Each pair also gives a *backward* pair, written to ``backward/``, line-aligned with the
+forward pairs:
+
+    source = t_i                                                (the reply)
+    target = t_{i-1}                                            (the message alone)
+
+A backward model trained on them gives p(S | T), which reranks the forward model's
+candidate replies (MMI-bidi, :mod:`attnmt.translate.rerank`).
 """
 
 from __future__ import annotations
@@ -35,6 +46,8 @@ from attnmt.files import write_text_atomic
 SEPARATOR = " ||| "
 """Joins the context turns and the message into one source line."""
 SPLITS = ("train", "dev", "test")
+BACKWARD = "backward"
+"""The folder, inside the output folder, of the backward pairs (reply -> message)."""
 INSTALL_HINT = "pip install 'attnmt[chat]'"
 
 
@@ -102,13 +115,19 @@ class DialogueStats:
     pairs: dict[str, int] = field(default_factory=dict)  # pairs written per split
 
 
+def last_turn(source: str, separator: str = SEPARATOR) -> str:
+    """The message of a dialogue source: its last turn, without the older context."""
+    return source.rpartition(separator)[2]
+
+
 def dialogue_pairs(
     turns: Sequence[str], context: int, max_words: int, stats: DialogueStats
 ) -> Iterator[tuple[str, str]]:
     """(source, reply) pairs of one conversation of cleaned turns (see the module doc).
 
     Empty turns are removed first; a pair whose reply or source holds a turn of more than
-    `max_words` words is dropped. Both are counted in `stats`.
+    `max_words` words is dropped. Both are counted in `stats`. The message of each pair
+    is ``last_turn(source)``.
     """
     kept = [turn for turn in turns if turn]
     stats.empty_turns += len(turns) - len(kept)
@@ -151,8 +170,11 @@ def write_dialogue_data(
     max_words: int = 50,
     conversations: Mapping[str, Sequence[Sequence[str]]] | None = None,
 ) -> DialogueStats:
-    """Write ``{train,dev,test}.src`` / ``.tgt`` (line-aligned context and reply) and
-    ``manifest.json`` (settings, counts and each split's conversation ids) to `out`.
+    """Write to `out`, for each split: ``.src`` / ``.tgt`` (line-aligned context and
+    reply), ``.ids`` (each pair's conversation id), the backward pairs
+    ``backward/{split}.src`` / ``.tgt`` / ``.ids`` (reply -> message, line-aligned with
+    the forward pairs) and ``manifest.json`` (settings, counts and each split's
+    conversation ids).
 
     `conversations` (id -> messages -> utterance texts) defaults to the packaged corpus.
     """
@@ -165,14 +187,18 @@ def write_dialogue_data(
     splits = split_conversations(list(conversations), held_out, seed)
     stats = DialogueStats(conversations=len(conversations))
     for name in SPLITS:
-        sources, replies = [], []
+        sources, replies, owners = [], [], []
         for conv_id in splits[name]:
             turns = [clean_turn(message) for message in conversations[conv_id]]
             for source, reply in dialogue_pairs(turns, context, max_words, stats):
-                sources.append(source + "\n")
-                replies.append(reply + "\n")
-        write_text_atomic(out / f"{name}.src", "".join(sources))
-        write_text_atomic(out / f"{name}.tgt", "".join(replies))
+                sources.append(source)
+                replies.append(reply)
+                owners.append(conv_id)
+        messages = [last_turn(source) for source in sources]
+        for folder, src, tgt in ((out, sources, replies), (out / BACKWARD, replies, messages)):
+            write_text_atomic(folder / f"{name}.src", _lines(src))
+            write_text_atomic(folder / f"{name}.tgt", _lines(tgt))
+            write_text_atomic(folder / f"{name}.ids", _lines(owners))
         stats.pairs[name] = len(sources)
     manifest = {
         "corpus": "chitchat-dataset",
@@ -181,8 +207,13 @@ def write_dialogue_data(
         "seed": seed,
         "held_out": held_out,
         "max_words": max_words,
+        "backward": f"{BACKWARD}/: reply -> message, line-aligned with the forward pairs",
         "stats": asdict(stats),
         "conversations": splits,
     }
     write_text_atomic(out / "manifest.json", json.dumps(manifest, indent=1) + "\n")
     return stats
+
+
+def _lines(texts: Sequence[str]) -> str:
+    return "".join(text + "\n" for text in texts)

@@ -12,7 +12,8 @@ follow their origins with ``state.index_select``. Each step
 
     1. runs the decoder on every live row                    model.step
     2. forbids what the rules forbid (min/max length, PAD,   rules.constrain
-       BOS, repeated n-grams) by setting it to -inf
+       BOS, repeated n-grams, the unknown piece if asked)
+       by setting it to -inf
     3. chooses tokens; rows that chose EOS become Hypotheses
     4. drops the rows of sentences that are finished, so later steps do less work.
 

@@ -9,6 +9,7 @@ import torch
 from torch import Tensor
 
 from attnmt.search.ranking import NEG_INF
+from attnmt.special import UNK_ID
 
 if TYPE_CHECKING:
     from attnmt.config import DecodeOptions
@@ -48,13 +49,15 @@ def constrain(
     longest: Tensor,
     special: tuple[int, int, int],
     no_repeat_ngram: int,
+    banned: tuple[int, ...] = (),
 ) -> Tensor:
     """Set to -inf every token the rules forbid as the next output of each row.
 
     log_probs (R, V); history (R, t) the outputs so far; shortest, longest (R,) length
-    bounds; special = (eos_id, bos_id, pad_id). PAD and BOS are never output; EOS is
-    blocked while t < shortest; at t = longest only EOS is allowed. If the rules leave a
-    row nothing (repeats forbid every token), EOS is allowed, so each row can finish.
+    bounds; special = (eos_id, bos_id, pad_id). PAD, BOS and the `banned` tokens (the
+    unknown piece, unless decode.allow_unk) are never output; EOS is blocked while
+    t < shortest; at t = longest only EOS is allowed. If the rules leave a row nothing
+    (repeats forbid every token), EOS is allowed, so each row can finish.
 
     Only the columns and rows a rule touches are written, in place when `log_probs` is
     contiguous; a full (R, V) mask is built only for no-repeat-ngram blocking.
@@ -67,7 +70,7 @@ def constrain(
         log_probs.masked_fill_(
             repeated_ngrams(history, no_repeat_ngram, log_probs.size(1)), NEG_INF
         )
-    log_probs[:, [bos_id, pad_id, eos_id]] = NEG_INF
+    log_probs[:, [bos_id, pad_id, eos_id, *banned]] = NEG_INF
     at_longest = t >= longest  # (R,)
     if bool(at_longest.any()):
         log_probs[at_longest] = NEG_INF
@@ -87,12 +90,14 @@ class Rules:
     longest: Tensor  # (B,) long
     special: tuple[int, int, int]  # eos, bos, pad
     no_repeat_ngram: int
+    banned: tuple[int, ...] = ()  # never output: (UNK_ID,) unless decode.allow_unk
 
     @classmethod
     def of(cls, model: Seq2SeqModel, src_lengths: Tensor, limits: DecodeOptions) -> Rules:
         shortest, longest = length_bounds(src_lengths, limits)
         special = (model.eos_id, model.bos_id, model.pad_id)
-        return cls(shortest, longest, special, limits.no_repeat_ngram)
+        banned = () if limits.allow_unk else (UNK_ID,)
+        return cls(shortest, longest, special, limits.no_repeat_ngram, banned)
 
     def apply(self, log_probs: Tensor, sentence: Tensor, history: Tensor) -> Tensor:
         """`constrain` the log-probs (R, V) of rows from input sentences `sentence` (R,)
@@ -104,4 +109,5 @@ class Rules:
             self.longest[sentence],
             self.special,
             self.no_repeat_ngram,
+            self.banned,
         )

@@ -11,12 +11,14 @@ import pytest
 
 from attnmt.cli.main import main
 from attnmt.data.chitchat import (
+    BACKWARD,
     SEPARATOR,
     DialogueStats,
     clean_turn,
     corpus_path,
     dialogue_pairs,
     dialogue_source,
+    last_turn,
     split_conversations,
     write_dialogue_data,
 )
@@ -72,6 +74,28 @@ def test_written_pairs_of_a_conversation_stay_in_its_split(tmp_path: Path) -> No
         assert {owner[reply.split(" turn ")[0]] for reply in replies} == {name}
     expected = sum(len(messages) - 1 for messages in CONVERSATIONS.values())
     assert sum(stats.pairs.values()) == expected
+
+
+def test_ids_and_backward_pairs_are_line_aligned_with_the_forward_pairs(tmp_path: Path) -> None:
+    """Line k of .ids names pair k's conversation; backward pair k is (reply k, the
+    message of pair k alone, without the older context)."""
+    write_dialogue_data(tmp_path, context=2, seed=2, held_out=4, conversations=CONVERSATIONS)
+    for name in ("train", "dev", "test"):
+        sources = (tmp_path / f"{name}.src").read_text().splitlines()
+        replies = (tmp_path / f"{name}.tgt").read_text().splitlines()
+        ids = (tmp_path / f"{name}.ids").read_text().splitlines()
+        back = tmp_path / BACKWARD
+        back_src = (back / f"{name}.src").read_text().splitlines()
+        back_tgt = (back / f"{name}.tgt").read_text().splitlines()
+        assert (back / f"{name}.ids").read_text().splitlines() == ids
+        assert len(ids) == len(sources) == len(back_src) == len(back_tgt)
+        assert ids == [reply.split(" turn ")[0] for reply in replies]  # "c07 turn 3" in c07
+        assert back_src == replies
+        for source, message in zip(sources, back_tgt, strict=True):
+            assert SEPARATOR not in message and source.endswith(message)
+            assert last_turn(source) == message
+            turn = int(message.split(" turn ")[1])
+            assert source.count(SEPARATOR) == min(2, turn)  # the context is not in it
 
 
 def test_empty_and_overlong_turns_are_counted() -> None:
@@ -130,12 +154,15 @@ def test_presets_read_what_data_chitchat_writes_by_default(preset: Path) -> None
 
     defaults = build_parser("data").parse_args(["data", "chitchat"])
     config = load_config(preset)
-    assert config.data.task == "dialogue"
-    assert config.data.context_turns == defaults.context == CHITCHAT_CONTEXT
+    folder = defaults.out
+    if config.data.task == "dialogue_backward":  # reply -> message: no context to read
+        folder = f"{defaults.out}/{BACKWARD}"
+        assert config.data.context_turns == 0
+    else:
+        assert config.data.task == "dialogue"
+        assert config.data.context_turns == defaults.context == CHITCHAT_CONTEXT
+        assert config.decode.sample  # the chat decoding the presets document
+        assert not config.decode.allow_unk
     for name in ("train", "dev", "test"):
         split = getattr(config.data, name)
-        assert (split.src, split.tgt) == (
-            f"{defaults.out}/{name}.src",
-            f"{defaults.out}/{name}.tgt",
-        )
-    assert config.decode.sample  # the chat decoding the presets document
+        assert (split.src, split.tgt) == (f"{folder}/{name}.src", f"{folder}/{name}.tgt")

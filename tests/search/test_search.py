@@ -21,7 +21,7 @@ from attnmt.search.decode import decode, length_batches
 from attnmt.search.ranking import Hypothesis, coverage_penalty, length_penalty
 from attnmt.search.rules import length_bounds, repeated_ngrams
 from attnmt.search.sampling import greedy, sample, top_k_filter, top_p_filter
-from attnmt.special import BOS_ID, EOS_ID, PAD_ID
+from attnmt.special import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 SRC_VOCAB, TGT_VOCAB = 11, 13
 SRC_LENGTHS = [5, 2, 6, 3]
@@ -362,6 +362,33 @@ def test_no_repeat_ngram_holds(search) -> None:
     # allowed although min_len has not been reached.
     once = [h.tokens for hyps in run(no_repeat_ngram=1) for h in hyps]
     assert all(len(set(tokens)) == len(tokens) == 10 for tokens in once)
+
+
+@pytest.mark.parametrize("search", ["greedy", "beam", "sample"])
+def test_the_unknown_piece_is_never_output_when_forbidden(search) -> None:
+    """decode.allow_unk false: a model that favours <unk> never outputs it, and each
+    score is still the model's own log-probability of the output."""
+    model = make_model("bahdanau")
+    with torch.no_grad():
+        model.generator.bias[UNK_ID] += 3.0  # <unk> is now a likely token everywhere
+    src, src_lengths = batch()
+    kw: dict[str, Any] = dict(max_len=10, n_best=3)
+    kw |= {"beam": 3} if search == "beam" else {"sample": True} if search == "sample" else {}
+    if search == "greedy":
+        kw["n_best"] = 1
+
+    def outputs(allow_unk: bool) -> list[Hypothesis]:
+        options = settings(allow_unk=allow_unk, seed=0, **kw)
+        found = decode(model, src, src_lengths, options, torch.Generator().manual_seed(0))
+        return [h for hyps in found for h in hyps]
+
+    assert any(UNK_ID in h.tokens for h in outputs(True))  # so the rule has work to do
+    for b, h in enumerate(outputs(False)):
+        assert UNK_ID not in h.tokens
+        sentence = b // kw["n_best"]
+        assert h.score == pytest.approx(
+            forced(model, src, src_lengths, sentence, h.tokens)[0], abs=1e-4
+        )
 
 
 @pytest.mark.parametrize("n", [1, 2, 3])
