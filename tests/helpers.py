@@ -18,11 +18,16 @@ SENTENCES = [pair.source for pair in generate(12, seed=5)]
 
 
 def make_run(
-    directory: Path, seed: int = 0, decoder: str = "bahdanau", vocab_size: int = 100
+    directory: Path,
+    seed: int = 0,
+    decoder: str = "bahdanau",
+    vocab_size: int = 100,
+    task: str = "translation",
 ) -> Path:
     """A run directory holding a tiny random model with word tokenizers: what
     ``attnmt train`` leaves behind, without training. Large random weights make outputs
-    depend on the source and differ in length (as in test_search)."""
+    depend on the source and differ in length (as in test_search). `task` is its
+    data.task (a dialogue or backward dialogue run reads its pairs like a translation)."""
     pairs = generate(200, seed=1)
     src_tok = WordTokenizer.build((pair.source for pair in pairs), vocab_size)
     tgt_tok = WordTokenizer.build((pair.target for pair in pairs), vocab_size)
@@ -30,7 +35,7 @@ def make_run(
     overrides: dict[str, Any] = {
         "run_dir": str(directory),
         "model": {"embed_dim": 8, "hidden_dim": 16, "dropout": 0.0, "decoder": decoder},
-        "data": {"tokenizer": "word", "vocab_size": vocab_size},
+        "data": {"tokenizer": "word", "vocab_size": vocab_size, "task": task},
         "train": {"precision": "fp32"},
         "decode": {"beam": 1, "max_len": 25},
     }

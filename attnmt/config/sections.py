@@ -372,7 +372,7 @@ class DecodeOptions(_Section):
 
 
 class RerankOptions(_Section):
-    """MMI-bidi reranking of a dialogue run's candidate replies (Li et al. 2016, sec. 4.3:
+    """MMI-bidi reranking of a dialogue run's candidate replies (Li et al. 2016,
     "A Diversity-Promoting Objective Function for Neural Conversation Models"):
 
         score(T) = (1 - λ) log p(T | S) + λ log p(S | T) + γ |T|

@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -68,6 +69,19 @@ class TokenizedCorpus:
         self.src_lengths: np.ndarray = np.diff(src_offsets).astype(np.int32)  # (N,)
         self.tgt_lengths: np.ndarray = np.diff(tgt_offsets).astype(np.int32)  # (N,)
 
+    @classmethod
+    def from_ids(
+        cls, src_ids: Sequence[Sequence[int]], tgt_ids: Sequence[Sequence[int]]
+    ) -> TokenizedCorpus:
+        """A corpus in memory from pairs of id lists (no BOS/EOS), e.g. candidate
+        replies to score by teacher forcing."""
+        if len(src_ids) != len(tgt_ids):
+            raise ValueError(f"{len(src_ids)} sources for {len(tgt_ids)} targets")
+        src_tokens, src_offsets = _flat(src_ids)
+        tgt_tokens, tgt_offsets = _flat(tgt_ids)
+        stats = CorpusStats(len(src_ids), 0, 0)
+        return cls(src_tokens, src_offsets, tgt_tokens, tgt_offsets, stats)
+
     def __len__(self) -> int:
         return len(self.src_lengths)
 
@@ -78,6 +92,14 @@ class TokenizedCorpus:
     def tgt(self, i: int) -> np.ndarray:
         """Target token ids of pair i (a view, no copy)."""
         return self.tgt_tokens[self.tgt_offsets[i] : self.tgt_offsets[i + 1]]
+
+
+def _flat(rows: Sequence[Sequence[int]]) -> tuple[np.ndarray, np.ndarray]:
+    """Id lists -> one int32 array of every token (T,) and the offsets (N + 1,)."""
+    lengths = np.fromiter((len(row) for row in rows), np.int64, len(rows))  # (N,)
+    offsets = np.concatenate([[0], np.cumsum(lengths)]).astype(np.int64)  # (N + 1,)
+    tokens = np.asarray([token for row in rows for token in row], dtype=np.int32)  # (T,)
+    return tokens, offsets
 
 
 def _describe_file(path: Path) -> list[object]:

@@ -18,7 +18,7 @@ Attention is turned into links at word level (pieces merged by
 - ``threshold``: each target word links to every source word that gets at least
   `threshold` of its attention (none, one or several links per target word).
 
-The attention is taken by forced decoding (:mod:`attnmt.evaluate.forced`): the model
+The attention is taken by forced decoding (:mod:`attnmt.search.forced`): the model
 reads the *reference* translation (teacher forcing), so every test sentence is scored on
 the words the gold alignment names, whatever the model itself would have output.
 """
@@ -36,13 +36,12 @@ import torch
 from attnmt.config import SplitPaths
 from attnmt.data.alignment import GoldAlignment, Link, read_pharaoh
 from attnmt.data.corpus import TokenizedCorpus
-from attnmt.data.text import read_parallel
 from attnmt.data.tokenize import Tokenizer, merge_pieces
 from attnmt.errors import UserError
 from attnmt.evaluate.evaluation import load_split
-from attnmt.evaluate.forced import forced_batches
 from attnmt.io.run import Run
 from attnmt.models.interface import Seq2SeqModel
+from attnmt.search.forced import forced_batches
 from attnmt.translate.words import word_attention
 
 RULES = ("argmax", "threshold")
@@ -205,10 +204,8 @@ def evaluate_alignment(
     if rule not in RULES:
         raise UserError(f"unknown alignment rule {rule!r}; choose one of: {', '.join(RULES)}")
     gold = read_pharaoh(gold_path)
-    pairs = list(read_parallel(split, "test"))
-    sources, targets = [s for s, _ in pairs], [t for _, t in pairs]
+    corpus, sources, targets = load_split(run, split)
     check_against(gold, sources, targets, str(gold_path))
-    corpus, _ = load_split(run, split)
     return corpus_alignment(run, corpus, sources, targets, gold, rule, threshold)
 
 

@@ -1,4 +1,4 @@
-"""Evaluation: perplexity by teacher forcing (:mod:`attnmt.evaluate.forced`), and BLEU /
+"""Evaluation: perplexity by teacher forcing (:mod:`attnmt.search.forced`), and BLEU /
 chrF of decoded text (sacrebleu).
 
 BLEU and chrF are computed by sacrebleu on detokenised, cased text against the raw
@@ -15,8 +15,8 @@ import sacrebleu
 import torch
 
 from attnmt.data.corpus import TokenizedCorpus
-from attnmt.evaluate.forced import forced_batches
 from attnmt.models.interface import Seq2SeqModel
+from attnmt.search.forced import forced_batches
 
 
 def corpus_metrics(hypotheses: Sequence[str], references: Sequence[str]) -> dict[str, float]:
@@ -49,6 +49,18 @@ class LossResult:
     def ppl(self) -> float:
         """Perplexity exp(nll), capped at exp(50) so an untrained model does not overflow."""
         return math.exp(min(self.nll, 50.0))
+
+
+def word_perplexity(loss: LossResult, references: Sequence[str]) -> float:
+    """Perplexity per word, which compares models whatever their tokenizers:
+
+        ppl_word = exp( -Σ_k log p(y_k | x_k) / Σ_k (W_k + 1) )
+
+    the total teacher-forced NLL of the references (``loss``, summed over their tokens and
+    EOS) over the whitespace-separated words W_k of each detokenised reference, plus one
+    per reference for its end. Capped at exp(50), as :attr:`LossResult.ppl` is."""
+    words = sum(len(reference.split()) + 1 for reference in references)
+    return math.exp(min(loss.nll * loss.tokens / max(words, 1), 50.0))
 
 
 def corpus_loss(

@@ -1,9 +1,12 @@
-"""Teacher forcing over a whole corpus: the one batch loop behind the loss, the
-perplexity and the forced attention (and so the AER) of a model.
+"""Forced decoding: a model scores outputs it is given, by teacher forcing over a whole
+corpus. The one batch loop behind the loss, the perplexity and the forced attention (and
+so the AER) of a model, and the log-probability of given replies (relevance ranking,
+MMI reranking):
 
     for forced in forced_batches(model, corpus, batch_tokens, device, dtype):
         forced.nll_sum(), forced.batch.n_tgt_tokens     # -> corpus_loss
         for k, weights in forced.pair_attention(): ...  # -> forced_attention
+        forced.pair_log_probs()                         # -> sequence_log_probs
 
 The model reads the *reference* target (``tgt_in`` = BOS y_1 ... y_n) and predicts
 ``tgt_out`` = y_1 ... y_n EOS, so every pair is scored on its own reference, whatever the
@@ -50,6 +53,17 @@ class ForcedBatch:
             reduction="sum",
         ).item()
 
+    def pair_log_probs(self) -> np.ndarray:
+        """log p(y | x) = Σ_t log p(y_t | y_<t, x) of each pair of the batch, over its real
+        target tokens (EOS included): (B,) float64, in batch order."""
+        nll = F.cross_entropy(
+            self.logits.float().transpose(1, 2),  # (B, V, T)
+            self.batch.tgt_out,  # (B, T)
+            ignore_index=PAD_ID,
+            reduction="none",
+        )  # (B, T), 0 on padding
+        return -nll.double().sum(dim=1).cpu().numpy()  # (B,)
+
     def pair_attention(self) -> Iterator[tuple[int, np.ndarray]]:
         """(k, weights) for each pair k of the batch, padding cut off: weights is
         (T_k + 1, S_k), row t the attention while predicting target token t (the last row
@@ -81,3 +95,19 @@ def forced_batches(
         with evaluating(model), autocast(device, dtype):
             logits, attention = model(batch.src, batch.src_lengths, batch.tgt_in, need_weights)
         yield ForcedBatch(batch, logits, attention)
+
+
+def sequence_log_probs(
+    model: Seq2SeqModel,
+    corpus: TokenizedCorpus,
+    batch_tokens: int,
+    device: torch.device,
+    dtype: torch.dtype | None = None,
+) -> np.ndarray:
+    """log p(y_k | x_k) of every pair k of `corpus`, summed over its T_k + 1 target tokens
+    (EOS included): (N,) float64, in corpus order. Pairs are scored together in batches
+    of at most `batch_tokens` padded tokens (one batch when they fit)."""
+    scores = np.zeros(len(corpus))
+    for forced in forced_batches(model, corpus, batch_tokens, device, dtype, need_weights=False):
+        scores[forced.batch.indices.numpy()] = forced.pair_log_probs()
+    return scores

@@ -8,6 +8,10 @@
     bot.last.word_attention()                # the last reply's attention over its source
     bot.reset()                              # a new conversation
 
+    bot = Chatbot.load("runs/chitchat_luong", reranker="runs/chitchat_backward")
+    bot.reply("what do you study?")          # the best of 10 candidates by MMI
+    bot.answer.candidates                    # each with its forward, backward, score
+
 A dialogue model is a seq2seq model whose source is the conversation so far and whose
 target is the reply (``data.task: dialogue``). Each reply is a translation of
 
@@ -19,7 +23,14 @@ the training pairs (``attnmt data chitchat --context N``). N defaults to the run
 ``data.context_turns``, so the model reads at chat time what it read in training.
 
 Decoding uses the run's ``decode`` settings (the chitchat presets sample from the top-p
-nucleus; see their comments for why), overridable per bot or per reply.
+nucleus; see their comments for why), overridable per bot or per reply. A reply never
+contains the unknown piece (``decode.allow_unk`` is false for replies, whatever the
+options say). With a backward model (:class:`attnmt.translate.rerank.Reranker`), each
+reply is the best of ``rerank.candidates`` candidates by the MMI-bidi score.
+
+:class:`Responder` is the stateless part: from a history and a message to a
+:class:`ChatReply` (the reply and every candidate with its scores). The chatbot, ``attnmt
+evaluate`` and the server all answer through it.
 """
 
 from __future__ import annotations
@@ -29,10 +40,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from attnmt.config import DecodeOptions
-from attnmt.data.chitchat import SEPARATOR, dialogue_source
+from attnmt.config import DecodeOptions, RerankOptions, decode_options, rerank_options
+from attnmt.data.chitchat import SEPARATOR, dialogue_source, last_turn
 from attnmt.errors import UserError
 from attnmt.io.run import Run
+from attnmt.translate.rerank import Candidate, Reranker, plain_candidates
 from attnmt.translate.schema import Translation
 from attnmt.translate.translator import Translator
 
@@ -65,13 +77,134 @@ class ContextWindow:
 
 
 def check_dialogue(translator: Translator, name: str | Path) -> None:
-    """Refuse, in one line, a run that was not trained on dialogue."""
+    """Refuse, in one line, a run that was not trained to reply (a translation model, or
+    a backward dialogue model)."""
     task = translator.config.data.task
+    if task == "dialogue_backward":
+        raise UserError(
+            f"{name} is a backward dialogue model (it predicts the message from a reply): "
+            f"it reranks replies and cannot chat; use it as --rerank {name} with a "
+            "dialogue model"
+        )
     if task != "dialogue":
         raise UserError(
             f"{name} is a {task} model, not a dialogue model (its data.task is {task!r}); "
             f"train one with: {TRAIN_HINT}"
         )
+
+
+@dataclass(frozen=True, eq=False)
+class ChatReply:
+    """One answer: the reply chosen and every candidate it was chosen from."""
+
+    source: str  # what the dialogue model read: the context turns and the message
+    candidates: list[Candidate]
+    """The distinct candidates, best first: by the MMI score when reranked, else as
+    search ranked them. The first is the reply."""
+    reranked: bool  # whether a backward model scored the candidates
+
+    @property
+    def reply(self) -> Candidate:
+        return self.candidates[0]
+
+    @property
+    def text(self) -> str:
+        return self.reply.text
+
+    @property
+    def translation(self) -> Translation:
+        """The reply as decoded: tokens, source tokens and attention over what was read."""
+        return self.reply.translation
+
+
+class Responder:
+    """How a dialogue run answers: candidates from the decoding options, reranked by a
+    backward model when there is one. Stateless: the history comes with each call, so
+    one Responder serves any number of conversations (the server keeps one per model).
+
+    Args:
+        translator: the dialogue run's :class:`Translator`.
+        reranker: a backward model to rerank the candidates (None: no reranking).
+        rerank: λ, γ and N (default: the dialogue run's ``rerank`` section).
+        context: previous turns to feed; None means the run's ``data.context_turns``.
+        separator: joins the turns (the training data's separator).
+    """
+
+    def __init__(
+        self,
+        translator: Translator,
+        reranker: Reranker | None = None,
+        rerank: RerankOptions | None = None,
+        *,
+        context: int | None = None,
+        separator: str = SEPARATOR,
+    ) -> None:
+        check_dialogue(translator, translator.config.run_dir)
+        self.turns = translator.config.data.context_turns if context is None else context
+        if self.turns < 0:
+            raise UserError(f"the context must be 0 turns or more (got {self.turns})")
+        self.translator = translator
+        self.reranker = reranker
+        self.rerank = rerank or translator.config.rerank
+        self.separator = separator
+
+    def source(self, history: Sequence[str], message: str) -> str:
+        """What the model reads to answer `message` after `history` (oldest first)."""
+        return dialogue_source(history, message, self.turns, self.separator)
+
+    def reply_options(
+        self, options: DecodeOptions | None = None, rerank: bool = True
+    ) -> DecodeOptions:
+        """The options replies are decoded with: `options` (default: the run's) without
+        the unknown piece, and while reranking with ``rerank.candidates`` hypotheses.
+        Options that cannot give the candidates fail here, in one line."""
+        options = options or self.translator.decode
+        n_best = None
+        if rerank and self.reranker is not None:
+            n_best = self.rerank.candidates
+            if not options.sample and options.beam < n_best:
+                raise UserError(
+                    f"reranking {n_best} candidates needs a beam of at least {n_best} "
+                    f"(decode.beam is {options.beam}); raise the beam, ask for fewer "
+                    "candidates (--n-best) or sample (--sample)"
+                )
+        return decode_options(options, {"allow_unk": False, "n_best": n_best})
+
+    def respond(
+        self,
+        history: Sequence[str],
+        message: str,
+        options: DecodeOptions | None = None,
+        *,
+        rerank: bool = True,
+    ) -> ChatReply:
+        """Answer `message` after the turns `history` (oldest first; the last
+        ``self.turns`` are read). `options` default to the run's ``decode`` settings;
+        `rerank` False decodes without the backward model even when there is one."""
+        message = " ".join(message.split())
+        if not message:
+            raise UserError("an empty message has no reply")
+        return self.replies([self.source(history, message)], options, rerank=rerank)[0]
+
+    def replies(
+        self, sources: Sequence[str], options: DecodeOptions | None = None, *, rerank: bool = True
+    ) -> list[ChatReply]:
+        """Answer many sources (each the context turns and a message, joined by the
+        separator) at once: one batched decode, then one backward pass over every
+        candidate. The message each candidate is reranked against is the source's last
+        turn."""
+        reranking = rerank and self.reranker is not None
+        decoded = self.translator.translate(list(sources), self.reply_options(options, rerank))
+        found = [translation.hypotheses or [translation] for translation in decoded]
+        if self.reranker is None or not reranking:
+            ranked = [plain_candidates(hypotheses) for hypotheses in found]
+        else:
+            messages = [last_turn(source, self.separator) for source in sources]
+            ranked = self.reranker.rerank(messages, found, self.rerank)
+        return [
+            ChatReply(source, candidates, reranking)
+            for source, candidates in zip(sources, ranked, strict=True)
+        ]
 
 
 class Chatbot:
@@ -84,6 +217,8 @@ class Chatbot:
             each reply still draws anew.
         context: previous turns to feed; None means the run's ``data.context_turns``.
         separator: joins the turns (the training data's separator).
+        reranker: a backward model that reranks each reply's candidates (MMI-bidi).
+        rerank: λ, γ and N (default: the dialogue run's ``rerank`` section).
     """
 
     def __init__(
@@ -93,12 +228,18 @@ class Chatbot:
         *,
         context: int | None = None,
         separator: str = SEPARATOR,
+        reranker: Reranker | None = None,
+        rerank: RerankOptions | None = None,
     ) -> None:
-        turns = translator.config.data.context_turns if context is None else context
+        self.responder = Responder(
+            translator, reranker, rerank, context=context, separator=separator
+        )
         self.translator = translator
-        self.window = ContextWindow(turns, separator)
+        self.window = ContextWindow(self.responder.turns, separator)
         self.options = options or translator.decode
+        self.responder.reply_options(self.options)  # options that cannot work fail now
         self.last: Translation | None = None  # the last reply, with its attention
+        self.answer: ChatReply | None = None  # the last reply with every candidate's scores
         self.replies = 0  # replies given so far, across resets
 
     @classmethod
@@ -110,18 +251,34 @@ class Chatbot:
         which: str = "best",
         context: int | None = None,
         separator: str = SEPARATOR,
+        reranker: str | Path | Run | Reranker | None = None,
+        mmi_weight: float | None = None,
+        length_bonus: float | None = None,
+        candidates: int | None = None,
         **overrides: Any,
     ) -> Chatbot:
-        """Load a dialogue run (a directory or a loaded :class:`Run`). `overrides` are
-        ``decode`` keys (beam, sample, top_p, seed, ...) over the run's settings, checked
-        now rather than at the first reply."""
+        """Load a dialogue run (a directory or a loaded :class:`Run`), and a backward run
+        to rerank with (a directory, a loaded Run or a :class:`Reranker`). `mmi_weight`
+        (λ), `length_bonus` (γ) and `candidates` (N) override the run's ``rerank``
+        section; `overrides` are ``decode`` keys (beam, sample, top_p, seed, ...) over
+        its ``decode`` section. All are checked now rather than at the first reply."""
         if isinstance(run, Run):
             translator, name = Translator.from_run(run), str(run.run_dir)
         else:
             translator, name = Translator.load(run, device=device, which=which), str(run)
         check_dialogue(translator, name)
+        given = {"mmi_weight": mmi_weight, "length_bonus": length_bonus, "candidates": candidates}
+        if reranker is None and any(value is not None for value in given.values()):
+            raise UserError("mmi_weight, length_bonus and candidates need a reranker")
+        rerank = rerank_options(translator.config.rerank, given)
+        backward = None if reranker is None else Reranker.load(reranker, device=device)
         return cls(
-            translator, translator.options(**overrides), context=context, separator=separator
+            translator,
+            translator.options(**overrides),
+            context=context,
+            separator=separator,
+            reranker=backward,
+            rerank=rerank,
         )
 
     @property
@@ -139,21 +296,19 @@ class Chatbot:
         `options` replace the bot's decoding options for this reply only.
         """
         message = " ".join(message.split())
-        if not message:
-            raise UserError("an empty message has no reply")
         options = options or self.options
         if options.seed is not None and self.replies:  # reply k draws with seed + k
             options = options.model_copy(update={"seed": options.seed + self.replies})
-        translation = self.translator.translate(self.source(message), options)
-        self.window.add(message, translation.text)
-        self.last = translation
+        answer = self.responder.respond(self.window.history, message, options)
+        self.window.add(message, answer.text)
+        self.last, self.answer = answer.translation, answer
         self.replies += 1
-        return translation.text
+        return answer.text
 
     def reset(self) -> None:
         """Forget the conversation: the next message is read without context."""
         self.window.reset()
-        self.last = None
+        self.last = self.answer = None
 
 
 def converse(bot: Chatbot, messages: Sequence[str]) -> list[str]:

@@ -161,6 +161,54 @@ def test_a_translation_run_is_refused_in_one_line(
     assert len(lines) == 1 and "not a dialogue model" in lines[0]
 
 
+@pytest.fixture(scope="module")
+def random_runs(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """Untrained dialogue and backward runs: enough to check options and commands."""
+    from helpers import make_run
+
+    root = tmp_path_factory.mktemp("random")
+    forward = make_run(root / "forward", seed=0, task="dialogue")
+    return forward, make_run(root / "backward", seed=1, task="dialogue_backward")
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["--model", "B"], "is a backward dialogue model"),
+        (["--model", "F", "--rerank", "F"], "is not a backward dialogue model"),
+        (["--model", "F", "--mmi-weight", "0.2"], "need --rerank"),
+        (["--model", "F", "--rerank", "B", "--mmi-weight", "1.5"], "rerank.mmi_weight"),
+        (["--model", "F", "--rerank", "B", "--no-sample", "--beam", "4"], "beam of at least 10"),
+    ],
+)
+def test_reranking_mistakes_are_one_line(
+    random_runs: tuple[Path, Path],
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    fragment: str,
+) -> None:
+    named = {"F": str(random_runs[0]), "B": str(random_runs[1])}
+    assert main(["chat", *[named.get(arg, arg) for arg in args]]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0]
+
+
+def test_candidates_shows_each_candidate_with_its_scores(random_runs: tuple[Path, Path]) -> None:
+    forward, backward = random_runs
+    bot = Chatbot.load(forward, device="cpu", reranker=backward, candidates=4, sample=True, seed=0)
+    shown: list[str] = []
+    lines = ["/candidates", "a dog sees a cat", "/candidates"]
+    assert chat_loop(iter(lines), bot, shown.append) == 0
+    assert "no reply yet" in shown[0] and shown[1].startswith("bot> ")
+    header, *rows = shown[2].splitlines()
+    assert "by MMI score" in header and bot.answer is not None
+    assert len(rows) == len(bot.answer.candidates) >= 1
+    for row, candidate in zip(rows, bot.answer.candidates, strict=True):
+        assert row.endswith(candidate.text) and f"{candidate.score:8.2f}" in row
+        assert "forward" in row and "backward" in row
+    assert shown[1] == f"bot> {bot.answer.text}\n"  # the reply is the first candidate
+
+
 def test_text_heatmap_rows_are_source_words_and_cells_shade_the_weight() -> None:
     weights = np.array([[1.0, 0.0, 0.0], [0.3, 0.6, 0.1]])  # (reply words, source words)
     lines = text_heatmap(["a", "bb", "c"], ["x", "</s>"], weights).splitlines()

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 
 import pytest
 
 from attnmt.cli.main import main
-from attnmt.evaluate.dialogue import dialogue_metrics, distinct_n, words
+from attnmt.evaluate.dialogue import dialogue_metrics, distinct_n, generic_share, words
+from attnmt.evaluate.metrics import LossResult, word_perplexity
 from attnmt.io.checkpoint import load_checkpoint, save_checkpoint
 
 
@@ -32,6 +34,23 @@ def test_the_same_reply_everywhere_has_low_diversity() -> None:
     assert dialogue_metrics(varied)["unique"] == 1.0
 
 
+def test_generic_share_by_hand() -> None:
+    assert generic_share([f"reply {k}" for k in range(50)]) == 0.0  # none repeats
+    replies = ["I don't know."] * 5 + ["i don't know ."] + ["yes"] * 3 + ["maybe", "no"]
+    assert generic_share(replies) == pytest.approx(9 / 11)  # "i don't know" 6 and "yes" 3
+    # 12 replies given twice each, and one given once: the 10 most frequent are generic
+    many = [f"r{k}" for k in range(12) for _ in range(2)] + ["once"]
+    assert generic_share(many) == pytest.approx(20 / 25)
+    assert generic_share(list(reversed(many))) == generic_share(many)  # order is no matter
+    assert generic_share(many, top=1) == pytest.approx(2 / 25)
+
+
+def test_word_perplexity_by_hand() -> None:
+    loss = LossResult(nll=2.0, tokens=10)  # 20 nats over the corpus
+    # words: 2 + 1 and 3 + 1 (each reply's end counts once)
+    assert word_perplexity(loss, ["a b", "c d  e"]) == pytest.approx(math.exp(20 / 7))
+
+
 def test_words_split_punctuation_and_lowercase() -> None:
     assert words("Hi, I'm Bob!") == ["hi", ",", "i", "'", "m", "bob", "!"]
 
@@ -44,6 +63,7 @@ def test_reply_length_and_empty_input() -> None:
         "distinct_2": 0.0,
         "reply_len": 0.0,
         "unique": 0.0,
+        "generic": 0.0,
     }
     assert distinct_n(["one"], 2) == 0.0  # no bigram at all
 

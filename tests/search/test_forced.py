@@ -1,6 +1,6 @@
-"""Teacher forcing over a corpus (the one loop behind loss and forced attention) and the
-one evaluation mode: properties against per-sentence forwards, and the model's mode put
-back afterwards."""
+"""Teacher forcing over a corpus (the one loop behind loss, forced attention and the
+scores of given outputs) and the one evaluation mode: properties against per-sentence
+forwards, and the model's mode put back afterwards."""
 
 from __future__ import annotations
 
@@ -16,12 +16,12 @@ from helpers import SENTENCES, make_run
 from attnmt.data.corpus import CorpusStats, TokenizedCorpus
 from attnmt.evaluate.alignment import forced_attention
 from attnmt.evaluate.evaluation import evaluate_corpus
-from attnmt.evaluate.forced import forced_batches
 from attnmt.evaluate.metrics import corpus_loss
 from attnmt.io.run import Run
 from attnmt.models.build import build_model
 from attnmt.models.modes import evaluating
 from attnmt.models.seq2seq import Seq2Seq
+from attnmt.search.forced import forced_batches, sequence_log_probs
 from attnmt.translate.translator import Translator
 
 VOCAB = 20
@@ -140,6 +140,34 @@ def test_corpus_loss_is_the_naive_per_sentence_nll(batch_tokens: int) -> None:
     assert result.nll == pytest.approx(total / tokens, rel=1e-5)
     assert result.ppl == pytest.approx(np.exp(total / tokens), rel=1e-5)
     assert model.training
+
+
+@pytest.mark.parametrize("batch_tokens", [8, 16, 10_000])  # many padded batches, or one
+def test_sequence_log_probs_are_each_pairs_own_sum(batch_tokens: int) -> None:
+    """log p(y_k | x_k) = Σ_t log p(y_kt | y_k,<t, x_k), EOS included, each pair alone,
+    in corpus order; the summed scores agree with the corpus loss."""
+    model, corpus = dropout_model(), random_corpus()
+    expected = []
+    for k in range(len(corpus)):
+        logits, _, tgt_out = alone(model, corpus, k)
+        log_probs = F.log_softmax(logits.double(), dim=-1)  # (T + 1, V)
+        expected.append(float(log_probs.gather(1, tgt_out[:, None]).sum()))
+    scores = sequence_log_probs(model, corpus, batch_tokens, DEVICE)
+    np.testing.assert_allclose(scores, expected, rtol=1e-5)
+    loss = corpus_loss(model, corpus, batch_tokens, DEVICE)
+    assert -scores.sum() / loss.tokens == pytest.approx(loss.nll, rel=1e-5)
+    assert model.training
+
+
+def test_a_corpus_from_id_lists_holds_them_in_order() -> None:
+    src, tgt = [[5, 6, 7], [8], [9, 10]], [[11], [], [12, 13, 14]]
+    corpus = TokenizedCorpus.from_ids(src, tgt)
+    assert len(corpus) == 3 and corpus.stats.pairs == 3
+    assert [corpus.src(k).tolist() for k in range(3)] == src
+    assert [corpus.tgt(k).tolist() for k in range(3)] == tgt
+    assert corpus.src_lengths.tolist() == [3, 1, 2] and corpus.tgt_lengths.tolist() == [1, 0, 3]
+    with pytest.raises(ValueError, match="2 sources for 1 targets"):
+        TokenizedCorpus.from_ids(src[:2], tgt[:1])
 
 
 @pytest.mark.parametrize("batch_tokens", [8, 10_000])
