@@ -2,6 +2,7 @@
 
     attnmt serve --model runs/quickstart                       # http://127.0.0.1:8000
     attnmt serve --model bahdanau=runs/a --model luong=runs/b  # two models, to compare
+    attnmt serve --model chat=runs/chitchat_luong --rerank chat=runs/chitchat_backward
 
 Endpoints: GET /health, GET /models, POST /translate, the page at / and the OpenAPI
 docs at /docs. Ctrl-C (or SIGTERM) stops the server after the requests in flight.
@@ -11,12 +12,16 @@ from __future__ import annotations
 
 import argparse
 import sys
+from collections.abc import Mapping
 from pathlib import Path
 
 import torch
 
 from attnmt.errors import UserError
 from attnmt.serve.limits import Limits
+from attnmt.translate.chatbot import Responder, check_dialogue
+from attnmt.translate.rerank import Reranker
+from attnmt.translate.translator import Translator
 
 EPILOG = """\
 example:
@@ -37,6 +42,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         required=True,
         metavar="[NAME=]RUN_DIR",
         help="a trained run directory to serve; repeat for more (the first is the default)",
+    )
+    parser.add_argument(
+        "--rerank",
+        action="append",
+        default=[],
+        metavar="[NAME=]BACKWARD_RUN",
+        help="a backward dialogue run that reranks the replies of the dialogue model NAME "
+        "(MMI-bidi, docs/chat.md); without NAME=, of the only model served",
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
@@ -79,6 +92,49 @@ def parse_models(values: list[str]) -> dict[str, str]:
     return models
 
 
+def parse_rerank(values: list[str], models: Mapping[str, str]) -> dict[str, str]:
+    """``NAME=BACKWARD_RUN`` (or ``BACKWARD_RUN`` when one model is served) ->
+    {model name: backward run directory}, each name one of `models`."""
+    rerank: dict[str, str] = {}
+    for value in values:
+        name, sep, run_dir = value.partition("=")
+        if not sep:
+            if len(models) != 1:
+                raise UserError(
+                    f"--rerank {value!r}: name the model it reranks (NAME=BACKWARD_RUN; "
+                    f"served: {', '.join(models)})"
+                )
+            name, run_dir = next(iter(models)), value
+        if not name or not run_dir:
+            raise UserError(f"--rerank {value!r}: expected NAME=BACKWARD_RUN")
+        if name not in models:
+            raise UserError(
+                f"--rerank {value!r}: no model named {name!r} is served "
+                f"(served: {', '.join(models)})"
+            )
+        if name in rerank:
+            raise UserError(f"--rerank: the model {name!r} is given two backward runs")
+        rerank[name] = run_dir
+    return rerank
+
+
+def responders_of(
+    translators: Mapping[str, Translator], backward_runs: Mapping[str, str], device: str
+) -> dict[str, Responder]:
+    """A Responder for each dialogue model, with its backward run where --rerank names
+    one; a one-line UserError for a backward run given to a model that cannot chat, or a
+    run that is not a backward model."""
+    responders = {}
+    for name, translator in translators.items():
+        reranker = None
+        if name in backward_runs:
+            check_dialogue(translator, f"--rerank {name}=...: the model {name!r}")
+            reranker = Reranker.load(backward_runs[name], device=device)
+        if translator.config.data.task == "dialogue":
+            responders[name] = Responder(translator, reranker)
+    return responders
+
+
 def limits_of(args: argparse.Namespace) -> Limits:
     limits = Limits(
         max_chars=args.max_chars,
@@ -107,25 +163,25 @@ def run(args: argparse.Namespace) -> int:
         raise UserError(
             f"attnmt serve needs the serve extra: pip install 'attnmt[serve]' ({err.name} missing)"
         ) from None
-    from attnmt.translate.translator import Translator
-
     limits = limits_of(args)
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads must be at least 1 (got {args.threads})")
         torch.set_num_threads(args.threads)
     run_dirs = parse_models(args.model)
+    backward_runs = parse_rerank(args.rerank, run_dirs)
     translators = {
         name: Translator.load(run_dir, device=args.device, which=args.which)
         for name, run_dir in run_dirs.items()
     }
+    responders = responders_of(translators, backward_runs, args.device)
     if args.host not in LOOPBACK:
         print(
             f"attnmt serve: warning: listening on {args.host}, reachable from other machines "
             "(no authentication)",
             file=sys.stderr,
         )
-    app = create_app(translators, limits, run_dirs)
+    app = create_app(translators, limits, run_dirs, responders)
     print(
         f"attnmt serve: {', '.join(translators)} at http://{args.host}:{args.port}/ (Ctrl-C stops)",
         file=sys.stderr,

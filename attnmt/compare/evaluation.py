@@ -14,11 +14,12 @@ import torch
 from attnmt.compare.runner import read_training_record
 from attnmt.config import Config, SplitPaths
 from attnmt.data.alignment import GoldAlignment, read_pharaoh
-from attnmt.data.corpus import load_corpus
-from attnmt.data.text import read_parallel
+from attnmt.data.corpus import TokenizedCorpus, load_corpus
+from attnmt.data.text import read_lines, read_parallel
 from attnmt.evaluate.alignment import check_against, corpus_alignment
 from attnmt.evaluate.dialogue import dialogue_metrics
-from attnmt.evaluate.evaluation import evaluate_corpus
+from attnmt.evaluate.evaluation import Evaluation, evaluate_corpus
+from attnmt.evaluate.relevance import relevance
 from attnmt.evaluate.study import LENGTH_EDGES, attention_entropy, bleu_by_length, monotonicity
 from attnmt.io.run import Run
 from attnmt.models.seq2seq import count_parameters
@@ -157,6 +158,9 @@ class CommonTestSet:
     sources: list[str]
     references: list[str]
     gold: list[GoldAlignment] | None = None  # gold alignments of the pairs, if known
+    conversations: list[str] | None = None
+    """Each pair's conversation id, for the hits@1 of dialogue runs: the ``.ids`` file
+    beside the sources (``attnmt data chitchat`` writes one), if there is one."""
 
     @classmethod
     def read(cls, split: SplitPaths, alignment: Path | None = None) -> CommonTestSet:
@@ -168,7 +172,25 @@ class CommonTestSet:
         if alignment is not None:
             gold = read_pharaoh(alignment)
             check_against(gold, sources, references, str(alignment))
-        return cls(split, sources, references, gold)
+        ids = Path(split.src).with_suffix(".ids") if split.src is not None else None
+        conversations = None
+        if ids is not None and ids.is_file():
+            conversations = [line.strip() for line in read_lines(ids)]
+        return cls(split, sources, references, gold, conversations)
+
+
+def dialogue_scores(
+    translator: Translator, corpus: TokenizedCorpus, test: CommonTestSet, evaluation: Evaluation
+) -> dict[str, float]:
+    """A dialogue run's numbers: per-word perplexity, what its replies are like, and with
+    the test set's conversation ids, hits@1 and MRR (by the summed and the per-token
+    log-probability)."""
+    scores = {"word_ppl": evaluation.scores["word_ppl"]}
+    scores.update(dialogue_metrics(evaluation.hypotheses))
+    if test.conversations is not None:
+        found = relevance(translator, corpus, test.sources, test.references, test.conversations)
+        scores.update(found.scores())
+    return scores
 
 
 def evaluate_run(
@@ -193,7 +215,8 @@ def evaluate_run(
         test.split, "test", run.src_tok, run.tgt_tok, run.config.data, run.run_dir / "cache", False
     )
     translator = Translator.from_run(run)
-    options = translator.options(beam=beam, n_best=1, sample=False)
+    is_dialogue = run.config.data.task == "dialogue"  # replies never show <unk>, as in chat
+    options = translator.options(beam=beam, n_best=1, sample=False, allow_unk=not is_dialogue)
     with torch_threads(run.config.train.threads):
         evaluation = evaluate_corpus(
             translator, corpus, test.references, options=options, heads=examples
@@ -201,6 +224,7 @@ def evaluate_run(
         aligned = None
         if test.gold is not None:
             aligned = corpus_alignment(run, corpus, test.sources, test.references, test.gold)
+        dialogue = dialogue_scores(translator, corpus, test, evaluation) if is_dialogue else {}
     scores, translations = evaluation.scores, evaluation.translations
     metrics_log = run_dir / "metrics.jsonl"
     history = read_metrics(metrics_log) if metrics_log.is_file() else []
@@ -227,9 +251,7 @@ def evaluate_run(
         attention_entropy=_statistic(attention_entropy, rows),
         monotonicity=_statistic(monotonicity, rows),
         aer=aligned.aer if aligned is not None else None,
-        dialogue=dialogue_metrics(evaluation.hypotheses)
-        if run.config.data.task == "dialogue"
-        else {},
+        dialogue=dialogue,
         history=history,
         examples=[example(translations[i]) for i in examples],
     )

@@ -43,6 +43,7 @@ from attnmt.serve.schemas import (
     TranslateRequest,
     TranslateResponse,
 )
+from attnmt.translate.chatbot import Responder
 from attnmt.translate.translator import Translator
 
 STATIC = Path(__file__).parent / "static"
@@ -56,10 +57,13 @@ class ApiError(Exception):
         self.status, self.detail = status, detail
 
 
-def model_info(name: str, run_dir: str, translator: Translator) -> ModelInfo:
+def model_info(
+    name: str, run_dir: str, translator: Translator, responder: Responder | None = None
+) -> ModelInfo:
     """What GET /models says about a model: its settings, not its weights."""
     parameters = getattr(translator.model, "parameters", None)
     count = sum(p.numel() for p in parameters()) if callable(parameters) else 0
+    reranker = responder.reranker if responder is not None else None
     return ModelInfo(
         name=name,
         run_dir=run_dir,
@@ -68,6 +72,9 @@ def model_info(name: str, run_dir: str, translator: Translator) -> ModelInfo:
         parameters=count,
         model=translator.config.model.model_dump(mode="json"),
         decode=translator.config.decode.model_dump(mode="json"),
+        task=translator.config.data.task,
+        reranker=reranker.name if reranker is not None else None,
+        rerank=responder.rerank.model_dump() if responder and reranker else None,
     )
 
 
@@ -84,19 +91,28 @@ def create_app(
     translators: Mapping[str, Translator],
     limits: Limits | None = None,
     run_dirs: Mapping[str, str] | None = None,
+    responders: Mapping[str, Responder] | None = None,
 ) -> FastAPI:
     """The app serving `translators` (name -> Translator; the first is the default).
 
     Each model gets a :class:`Batcher` when the app starts, closed (after finishing its
-    queue) when the app stops; uvicorn stops it on SIGINT or SIGTERM.
+    queue) when the app stops; uvicorn stops it on SIGINT or SIGTERM. `responders` (name
+    -> :class:`Responder`, for the dialogue models among them, each with its backward
+    model if one was given) are kept in ``app.state.responders``: ``respond(history,
+    message, options, rerank=...)`` gives a reply and its candidates with forward,
+    backward and combined scores.
     """
     if not translators:
         raise ValueError("serve at least one model")
     limits = limits or Limits()
     limits.check()
     names = list(translators)
+    responders = dict(responders or {})
+    unknown = set(responders) - set(translators)
+    if unknown:
+        raise ValueError(f"responders for models not served: {', '.join(sorted(unknown))}")
     infos = {
-        name: model_info(name, (run_dirs or {}).get(name, ""), translator)
+        name: model_info(name, (run_dirs or {}).get(name, ""), translator, responders.get(name))
         for name, translator in translators.items()
     }
     batchers: dict[str, Batcher] = {}
@@ -118,6 +134,7 @@ def create_app(
         lifespan=lifespan,
     )
     app.state.batchers = batchers
+    app.state.responders = responders
     app.state.limits = limits
 
     @app.exception_handler(ApiError)

@@ -106,6 +106,12 @@ class ModelInfo(BaseModel):
     parameters: int
     model: dict[str, Any]
     decode: dict[str, Any]
+    task: str = "translation"
+    """data.task: translation, dialogue (it can chat) or dialogue_backward."""
+    reranker: str | None = None
+    """A dialogue model's backward run (``--rerank NAME=BACKWARD_RUN``), if any."""
+    rerank: dict[str, Any] | None = None
+    """A dialogue model's rerank settings (λ, γ, N), when it has a backward run."""
 
 
 class ModelsResponse(BaseModel):

@@ -67,7 +67,9 @@ class RunResult:
     monotonicity: float | None = None  # study.monotonicity; None: no attention
     aer: float | None = None  # alignment error rate vs gold (evaluate.alignment); None: unknown
     dialogue: dict[str, float] = field(default_factory=dict)
-    """Dialogue runs: distinct_1, distinct_2 and reply_len of the replies (evaluate.dialogue)."""
+    """Dialogue runs: word_ppl, distinct_1, distinct_2, reply_len, unique and generic of
+    the replies (evaluate.dialogue), and with conversation ids hits_1, mrr, hits_1_mean
+    and mrr_mean (evaluate.relevance)."""
     history: list[dict[str, Any]] = field(default_factory=list)  # metrics.jsonl records
     examples: list[Example] = field(default_factory=list)  # up to MAX_EXAMPLES sentences
 
@@ -94,9 +96,13 @@ METRICS: tuple[tuple[str, str, Callable[[Any], str]], ...] = (
 )
 ATTENTION_STATS = ("attention_entropy", "monotonicity")
 DIALOGUE_METRICS = (  # summary columns shown only when some run is a dialogue model
+    ("word_ppl", "Perplexity per word", "{:.1f}".format),
+    ("hits_1", "Hits@1/20", "{:.3f}".format),
+    ("mrr", "MRR", "{:.3f}".format),
     ("distinct_1", "Distinct-1", "{:.3f}".format),
     ("distinct_2", "Distinct-2", "{:.3f}".format),
     ("reply_len", "Reply length (words)", "{:.1f}".format),
+    ("generic", "Generic replies", "{:.1%}".format),
 )
 
 CSS = resources.files("attnmt.viz").joinpath("report.css").read_text(encoding="utf-8")

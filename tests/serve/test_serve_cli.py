@@ -17,7 +17,7 @@ import pytest
 from helpers import SENTENCES, make_run
 
 from attnmt.cli.main import main
-from attnmt.cli.serve import parse_models
+from attnmt.cli.serve import parse_models, parse_rerank, responders_of
 from attnmt.errors import UserError
 
 
@@ -27,6 +27,62 @@ def test_model_names() -> None:
         parse_models(["a=runs/x", "runs/a"])
     with pytest.raises(UserError, match="expected NAME=RUN_DIR"):
         parse_models(["=runs/x"])
+
+
+def test_rerank_names() -> None:
+    models = {"chat": "runs/c", "mt": "runs/m"}
+    assert parse_rerank(["chat=runs/b"], models) == {"chat": "runs/b"}
+    assert parse_rerank(["runs/b"], {"chat": "runs/c"}) == {"chat": "runs/b"}
+    with pytest.raises(UserError, match="name the model it reranks"):
+        parse_rerank(["runs/b"], models)
+    with pytest.raises(UserError, match="no model named 'x' is served"):
+        parse_rerank(["x=runs/b"], models)
+    with pytest.raises(UserError, match="two backward runs"):
+        parse_rerank(["chat=runs/a", "chat=runs/b"], models)
+
+
+def test_the_registry_holds_a_responder_for_each_dialogue_model(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from attnmt.serve.app import create_app
+    from attnmt.translate.translator import Translator
+
+    runs = {
+        "chat": make_run(tmp_path / "chat", seed=0, task="dialogue"),
+        "mt": make_run(tmp_path / "mt", seed=1),
+    }
+    backward = make_run(tmp_path / "backward", seed=2, task="dialogue_backward")
+    translators = {name: Translator.load(run, device="cpu") for name, run in runs.items()}
+    with pytest.raises(UserError, match="'mt' is a translation model, not a dialogue model"):
+        responders_of(translators, {"mt": str(backward)}, "cpu")
+    with pytest.raises(UserError, match="not a backward dialogue model"):
+        responders_of(translators, {"chat": str(runs["mt"])}, "cpu")
+    responders = responders_of(translators, {"chat": str(backward)}, "cpu")
+    assert set(responders) == {"chat"}  # the translation model cannot chat
+
+    app = create_app(
+        translators, run_dirs={k: str(v) for k, v in runs.items()}, responders=responders
+    )
+    with TestClient(app) as client:
+        models = {m["name"]: m for m in client.get("/models").json()["models"]}
+    assert models["chat"]["task"] == "dialogue" and models["chat"]["reranker"] == str(backward)
+    assert models["chat"]["rerank"] == {"mmi_weight": 0.5, "length_bonus": 0.0, "candidates": 10}
+    assert models["mt"]["task"] == "translation" and models["mt"]["reranker"] is None
+    # what POST /chat will call: a reply and its candidates with every score
+    responder = app.state.responders["chat"]
+    options = translators["chat"].options(sample=True, seed=0, max_len=6)
+    answer = responder.respond([SENTENCES[1]], SENTENCES[0], options)
+    assert answer.reranked and answer.text == answer.candidates[0].text
+    assert all(c.to_dict()["backward"] is not None for c in answer.candidates)
+    plain = responder.respond([], SENTENCES[0], options, rerank=False)
+    assert not plain.reranked and plain.candidates[0].backward is None
+
+    # on the command line, a bad --rerank is one line before anything loads
+    assert main(["serve", "--model", f"chat={runs['chat']}", "--rerank", "x=runs/b"]) == 2
+    assert "no model named 'x'" in capsys.readouterr().err
 
 
 def test_bad_limit_and_missing_run_are_one_line_errors(capsys, tmp_path: Path) -> None:
