@@ -52,6 +52,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     parser.add_argument("--length-bonus", type=float, nargs="+", default=[0.0, 0.5, 1.0])
     parser.add_argument("--candidates", type=int, help="N (default: the run's rerank.candidates)")
     parser.add_argument(
+        "--messages",
+        type=int,
+        metavar="N",
+        help="decode replies to the first N messages only (default: all); the reply "
+        "metrics and the grid's columns then describe those",
+    )
+    parser.add_argument(
         "--sample",
         action=argparse.BooleanOptionalAction,
         help="sample the replies and candidates (default: the run's decode.sample)",
@@ -107,7 +114,8 @@ def report(args: argparse.Namespace) -> str:
     )
     scores = found.scores()
     options = translator.options(seed=args.seed, sample=args.sample)
-    plain = [reply.text for reply in Responder(translator).replies(sources, options)]
+    decoded = sources[: args.messages] if args.messages else sources
+    plain = [reply.text for reply in Responder(translator).replies(decoded, options)]
 
     now = dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
     decoding = "sampling" if options.sample else f"beam {options.beam}"
@@ -119,7 +127,7 @@ def report(args: argparse.Namespace) -> str:
         f"- date: {now}",
         f"- commit: {commit()}",
         f"- decoding: the run's ({decoding}, top-p {options.top_p}, temperature "
-        f"{options.temperature}), seed {args.seed}",
+        f"{options.temperature}), seed {args.seed}, replies to {len(decoded):,} messages",
         "",
         "| perplexity | per word | hits@1/20 | MRR | hits@1 per token | MRR per token "
         "| pairs ranked |",
@@ -130,14 +138,14 @@ def report(args: argparse.Namespace) -> str:
         "",
         f"| replies | {REPLY_COLUMNS} |",
         "|---|---|---|---|---|---|",
-        f"| human (the references) | {reply_cells(references)} |",
+        f"| human (the references) | {reply_cells(references[: len(decoded)])} |",
         f"| chat decoding, no reranking | {reply_cells(plain)} |",
     ]
     if reranker is None:
         return "\n".join(lines) + "\n"
     candidates = args.candidates or run.config.rerank.candidates
     responder = Responder(translator, reranker, RerankOptions(candidates=candidates))
-    answers = responder.replies(sources, options)
+    answers = responder.replies(decoded, options)
     lines += [
         "",
         f"MMI reranking with {args.rerank}, best of {candidates} candidates per message:",
