@@ -1,85 +1,77 @@
-"""Record a real `attnmt chat` session in a pseudo-terminal, as Markdown.
+"""The chat transcript (docs/chat_transcript.md): the 20 fixed messages of
+benchmarks/chat_messages.txt, one conversation, answered twice side by side, by plain
+sampling and by MMI reranking of sampled candidates, as Markdown.
 
-    python benchmarks/chat_transcript.py --model runs/chitchat_luong > transcript.md
+    python -m benchmarks.chat_transcript --model runs/chitchat_luong \\
+        --rerank runs/chitchat_backward > transcript.md
 
-The messages are fixed below and were written before the model finished training; the
-session runs once with a fixed seed and is printed as it happened (no reruns, no picking).
-Each message waits for the prompt, so the transcript is exactly what a person would see.
+The messages were committed before the final models were trained; each conversation runs
+once from its start with a fixed seed (reply k draws with seed + k), with no reruns and
+no picking. Each bot keeps its own history, so the two conversations drift apart. The
+label columns are left as ``?`` for a person to fill in by hand: *answers the message*,
+*on topic, not an answer* or *off topic or broken*.
+
+Each message is answered by both bots back to back, and the seconds of each reply are
+summed: the reranked reply's cost relative to one sampled reply (N candidates, the
+backward model's pass and the arithmetic, against one sample). One torch thread.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
-import pty
-import select
-import subprocess
-import sys
+import statistics
 import time
+from pathlib import Path
 
-PROMPT = "you> "
-MESSAGES = (
-    "hi! how are you doing today?",
-    "i'm good, i just got back from class. what are you studying?",
-    "that sounds interesting. why did you choose it?",
-    "do you have any plans for the weekend?",
-    "what do you like to do for fun?",
-    "what is your favorite food?",
-    "/attention",
-    "/reset",
-    "what kind of music do you listen to?",
-    "ok, i have to go now. bye!",
-)
+MESSAGES = Path(__file__).with_name("chat_messages.txt")
 
 
-def record(command: list[str], messages: tuple[str, ...], timeout: float) -> str:
-    """Run `command` in a pty, type each message at the prompt, end with Ctrl-D."""
-    master, slave = pty.openpty()
-    process = subprocess.Popen(command, stdin=slave, stdout=slave, stderr=slave)
-    os.close(slave)
-    screen = ""
+def read_messages(path: Path = MESSAGES) -> list[str]:
+    """The messages, one per line; lines starting with # are comments."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    return [line.strip() for line in lines if line.strip() and not line.startswith("#")]
 
-    def wait_for_prompt(after: int) -> None:
-        nonlocal screen
-        deadline = time.monotonic() + timeout
-        while PROMPT not in screen[after:]:
-            if not select.select([master], [], [], max(0.0, deadline - time.monotonic()))[0]:
-                raise TimeoutError(f"no prompt after {timeout} s:\n{screen}")
-            screen += os.read(master, 4096).decode(errors="replace")
 
-    wait_for_prompt(0)
-    for message in messages:
-        mark = len(screen)
-        os.write(master, (message + "\n").encode())
-        wait_for_prompt(mark + len(message))
-    os.write(master, b"\x04")
-    process.wait(timeout=timeout)
-    while select.select([master], [], [], 0.2)[0]:
-        try:
-            chunk = os.read(master, 4096)
-        except OSError:
-            break
-        if not chunk:
-            break
-        screen += chunk.decode(errors="replace")
-    os.close(master)
-    return screen.replace("\r\n", "\n")
+def cell(text: str) -> str:
+    """Text safe inside a Markdown table cell."""
+    return text.replace("|", "\\|").replace("\n", " ") or "(empty)"
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", required=True, help="a dialogue run directory")
-    parser.add_argument("--seed", default="1", help="sampling seed (default: 1)")
-    parser.add_argument("--timeout", type=float, default=120.0, help="seconds per reply")
-    parser.add_argument("options", nargs="*", help="more `attnmt chat` options, after --")
+    parser.add_argument("--rerank", required=True, metavar="BACKWARD_RUN")
+    parser.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
+    parser.add_argument("--messages", type=Path, default=MESSAGES)
     args = parser.parse_args()
-    command = [sys.executable, "-m", "attnmt.cli", "chat", "--model", args.model]
-    command += ["--seed", args.seed, "--threads", "1", *args.options]
-    screen = record(command, MESSAGES, args.timeout)
-    print("```text")
-    print(f"$ attnmt chat --model {args.model} --seed {args.seed} {' '.join(args.options)}")
-    print(screen.rstrip())
-    print("```")
+
+    import torch
+
+    from attnmt.translate.chatbot import Chatbot
+
+    torch.set_num_threads(1)
+    messages = read_messages(args.messages)
+    plain = Chatbot.load(args.model, device="cpu", seed=args.seed)
+    mmi = Chatbot.load(args.model, device="cpu", seed=args.seed, reranker=args.rerank)
+    rows, ratios = [], []
+    for k, message in enumerate(messages, 1):
+        start = time.perf_counter()
+        sampled = plain.reply(message)
+        middle = time.perf_counter()
+        reranked = mmi.reply(message)
+        end = time.perf_counter()
+        ratios.append((end - middle) / max(middle - start, 1e-9))
+        rows.append(f"| {k} | {cell(message)} | {cell(sampled)} | ? | {cell(reranked)} | ? |")
+    rerank = mmi.responder.rerank
+    print(
+        f"Model `{args.model}`, backward model `{args.rerank}`, seed {args.seed}; MMI: "
+        f"λ {rerank.mmi_weight:g}, γ {rerank.length_bonus:g}, best of {rerank.candidates} "
+        f"sampled candidates. A reranked reply took {statistics.median(ratios):.1f}× the time "
+        "of a sampled one (median over the messages, one torch thread).\n"
+    )
+    print("| # | message | sampled reply | label | MMI-reranked reply | label |")
+    print("|---|---|---|---|---|---|")
+    print("\n".join(rows))
 
 
 if __name__ == "__main__":
