@@ -8,6 +8,7 @@ from typing import Any
 import torch
 
 from attnmt.config import build_config
+from attnmt.data.chitchat import SEPARATOR
 from attnmt.data.synthetic import generate
 from attnmt.data.tokenize import WordTokenizer, save_tokenizers
 from attnmt.io.checkpoint import Checkpoint, CheckpointHeader, save_checkpoint
@@ -23,19 +24,28 @@ def make_run(
     decoder: str = "bahdanau",
     vocab_size: int = 100,
     task: str = "translation",
+    context_turns: int = 0,
 ) -> Path:
     """A run directory holding a tiny random model with word tokenizers: what
     ``attnmt train`` leaves behind, without training. Large random weights make outputs
     depend on the source and differ in length (as in test_search). `task` is its
-    data.task (a dialogue or backward dialogue run reads its pairs like a translation)."""
+    data.task (a dialogue or backward dialogue run reads its pairs like a translation), and
+    `context_turns` the turns a dialogue run reads before the message (with any, its
+    source vocabulary holds the separator "|||" between them)."""
     pairs = generate(200, seed=1)
-    src_tok = WordTokenizer.build((pair.source for pair in pairs), vocab_size)
+    separator = [SEPARATOR.strip()] if context_turns else []
+    src_tok = WordTokenizer.build([*(pair.source for pair in pairs), *separator], vocab_size)
     tgt_tok = WordTokenizer.build((pair.target for pair in pairs), vocab_size)
     save_tokenizers(src_tok, tgt_tok, directory / "tokenizer")
     overrides: dict[str, Any] = {
         "run_dir": str(directory),
         "model": {"embed_dim": 8, "hidden_dim": 16, "dropout": 0.0, "decoder": decoder},
-        "data": {"tokenizer": "word", "vocab_size": vocab_size, "task": task},
+        "data": {
+            "tokenizer": "word",
+            "vocab_size": vocab_size,
+            "task": task,
+            "context_turns": context_turns,
+        },
         "train": {"precision": "fp32"},
         "decode": {"beam": 1, "max_len": 25},
     }

@@ -12,6 +12,12 @@ request (sampling) is decoded alone, so its draws do not depend on its neighbour
 Decoding happens on the worker thread, never on the server's event loop (torch releases
 the GIL while it computes). A bad request fails alone: if a group fails, each of its
 requests is retried on its own, and the worker carries on.
+
+A dialogue model's chat requests (:class:`ChatJob`, from ``POST /chat``) go through the
+same queue and thread: chats with equal options are answered in one
+:meth:`Responder.replies` call (one decode, one backward pass). So the worker is the one
+thread that ever runs the model, and /chat shares /translate's queue limit, batching
+and timeout.
 """
 
 from __future__ import annotations
@@ -28,6 +34,7 @@ from typing import Any
 from attnmt.config import DecodeOptions
 from attnmt.errors import UserError
 from attnmt.serve.limits import Limits
+from attnmt.translate.chatbot import ChatReply, Responder
 from attnmt.translate.schema import Translation
 from attnmt.translate.translator import Translator
 
@@ -55,18 +62,44 @@ class Job:
         """Jobs with equal keys are decoded in one call; a seeded job has its own key."""
         if self.options.seed is not None:
             return ("alone", id(self))
-        return (self.options, self.heads)
+        return ("translate", self.options, self.heads)
+
+
+@dataclass(eq=False)
+class ChatJob:
+    """One chat request: what the dialogue model reads, its options, and where the reply
+    goes."""
+
+    source: str  # the context turns and the message, joined by the separator
+    tokens: int  # the source's length in tokens (the batch budget counts it)
+    options: DecodeOptions  # how to decode the candidates, seed included
+    rerank: bool  # rerank them with the backward model
+    future: Future[ChatReply] = field(default_factory=Future)
+
+    def group_key(self) -> tuple[Any, ...]:
+        """Chats with equal keys are answered in one call; a seeded one has its own key."""
+        if self.options.seed is not None:
+            return ("alone", id(self))
+        return ("chat", self.options, self.rerank)
 
 
 _STOP = object()  # put on the queue by close(): the worker finishes what came before
 
 
 class Batcher:
-    """A worker thread that decodes one model's requests in batches."""
+    """A worker thread that decodes one model's requests in batches; `responder` (for a
+    dialogue model) answers its chat requests."""
 
-    def __init__(self, name: str, translator: Translator, limits: Limits) -> None:
+    def __init__(
+        self,
+        name: str,
+        translator: Translator,
+        limits: Limits,
+        responder: Responder | None = None,
+    ) -> None:
         self.name = name
         self.translator = translator
+        self.responder = responder
         self.limits = limits
         self._queue: queue.Queue[Any] = queue.Queue(maxsize=limits.queue_size)
         self._thread = threading.Thread(target=self._work, name=f"attnmt-{name}", daemon=True)
@@ -82,7 +115,18 @@ class Batcher:
     ) -> Future:
         """Queue a request; its future gets the translations, in order, or the error.
         Raises QueueFull at once when the queue is full."""
-        job = Job([list(row) for row in ids], options, heads)
+        return self._put(Job([list(row) for row in ids], options, heads))
+
+    def submit_chat(self, source: str, options: DecodeOptions, rerank: bool) -> Future[ChatReply]:
+        """Queue a chat request (`source`: what the model reads, from
+        :meth:`Responder.source`); its future gets the :class:`ChatReply` or the error.
+        Raises QueueFull at once when the queue is full."""
+        if self.responder is None:
+            raise ValueError(f"model {self.name!r} has no responder: it cannot chat")
+        tokens = len(self.translator.src_tok.encode(source))
+        return self._put(ChatJob(source, tokens, options, rerank))
+
+    def _put(self, job: Job | ChatJob) -> Future:
         try:
             self._queue.put_nowait(job)
         except queue.Full:
@@ -108,10 +152,11 @@ class Batcher:
             if stop:
                 return
 
-    def _collect(self, first: Job) -> tuple[list[Job], bool]:
+    def _collect(self, first: Job | ChatJob) -> tuple[list[Job | ChatJob], bool]:
         """`first` and whatever joins it within the wait, up to the token and size budget.
         Returns the batch and whether the stop sign was met."""
-        batch, tokens = [first], first.tokens
+        batch: list[Job | ChatJob] = [first]
+        tokens = first.tokens
         deadline = time.monotonic() + self.limits.max_wait_ms / 1000
         while len(batch) < self.limits.max_batch and tokens < self.limits.batch_tokens:
             remaining = deadline - time.monotonic()
@@ -129,10 +174,10 @@ class Batcher:
             tokens += job.tokens
         return batch, False
 
-    def _decode(self, batch: list[Job]) -> None:
+    def _decode(self, batch: list[Job | ChatJob]) -> None:
         """Decode the batch one group of equal options at a time; never raises."""
         live = [job for job in batch if job.future.set_running_or_notify_cancel()]  # timed out
-        groups: dict[tuple[Any, ...], list[Job]] = {}
+        groups: dict[tuple[Any, ...], list[Job | ChatJob]] = {}
         for job in live:
             groups.setdefault(job.group_key(), []).append(job)
         for jobs in groups.values():
@@ -149,8 +194,15 @@ class Batcher:
                         _fail(job, alone)
         self.batches += 1
 
-    def _run_group(self, jobs: list[Job]) -> None:
-        """One Translator call for jobs with equal options; the results split back."""
+    def _run_group(self, jobs: list[Job | ChatJob]) -> None:
+        """One call for jobs with equal group keys (all of one kind); results split back."""
+        if isinstance(jobs[0], ChatJob):
+            self._answer([job for job in jobs if isinstance(job, ChatJob)])
+        else:
+            self._translate([job for job in jobs if isinstance(job, Job)])
+
+    def _translate(self, jobs: list[Job]) -> None:
+        """One Translator call for translation jobs with equal options."""
         ids = [row for job in jobs for row in job.ids]
         results = self.translator.translate_ids(ids, jobs[0].options, heads=jobs[0].heads)
         start = 0
@@ -158,8 +210,17 @@ class Batcher:
             job.future.set_result(results[start : start + len(job.ids)])
             start += len(job.ids)
 
+    def _answer(self, jobs: list[ChatJob]) -> None:
+        """One Responder call for chat jobs with equal options: one decode of every
+        candidate, one backward pass when reranking."""
+        assert self.responder is not None  # submit_chat refuses a model without one
+        sources = [job.source for job in jobs]
+        replies = self.responder.replies(sources, jobs[0].options, rerank=jobs[0].rerank)
+        for job, reply in zip(jobs, replies, strict=True):
+            job.future.set_result(reply)
 
-def _fail(job: Job, err: Exception) -> None:
+
+def _fail(job: Job | ChatJob, err: Exception) -> None:
     """Hand the error to the request; a bug (not a UserError) is logged with its trace."""
     if not isinstance(err, UserError):
         log.exception("decoding failed", exc_info=err)

@@ -1,8 +1,9 @@
-"""Request and response bodies of ``POST /translate`` and friends.
+"""Request and response bodies of ``POST /translate``, ``POST /chat`` and friends.
 
-The decoding options mirror the ``decode`` config keys (see ``attnmt config --keys``);
-an option left out keeps the model's own default. A key that is not listed here is
-refused with 422, naming it: a typo never silently does nothing.
+The decoding options (:class:`DecodeRequest`, shared by both) mirror the ``decode``
+config keys (see ``attnmt config --keys``); an option left out keeps the model's own
+default. A key that is not listed here is refused with 422, naming it: a typo never
+silently does nothing.
 """
 
 from __future__ import annotations
@@ -28,13 +29,11 @@ DECODE_KEYS = (
 )
 
 
-class TranslateRequest(BaseModel):
-    """What to translate, with which model and options."""
+class DecodeRequest(BaseModel):
+    """The model to use and how to decode: the part every decoding request shares."""
 
     model_config = ConfigDict(extra="forbid")
 
-    text: str | list[str]
-    """One text (the answer holds one translation) or a list (one per text, in order)."""
     model: str | None = None
     """A loaded model's name (GET /models); None: the first one."""
     beam: int | None = Field(None, ge=1)
@@ -61,6 +60,18 @@ class TranslateRequest(BaseModel):
     """Block repeated n-grams of this size."""
     seed: int | None = None
     """Seeds sampling; a seeded request is decoded on its own, so it is reproducible."""
+
+    def decode_options(self) -> dict[str, Any]:
+        """The decode keys given (the rest keep the model's defaults)."""
+        given = {key: getattr(self, key) for key in DECODE_KEYS}
+        return {key: value for key, value in given.items() if value is not None}
+
+
+class TranslateRequest(DecodeRequest):
+    """What to translate, with which model and options."""
+
+    text: str | list[str]
+    """One text (the answer holds one translation) or a list (one per text, in order)."""
     attention: bool = True
     """Include the attention weights."""
     units: Literal["pieces", "words"] = "pieces"
@@ -70,11 +81,6 @@ class TranslateRequest(BaseModel):
 
     def texts(self) -> list[str]:
         return [self.text] if isinstance(self.text, str) else list(self.text)
-
-    def decode_options(self) -> dict[str, Any]:
-        """The decode keys given (the rest keep the model's defaults)."""
-        given = {key: getattr(self, key) for key in DECODE_KEYS}
-        return {key: value for key, value in given.items() if value is not None}
 
 
 class Hypothesis(BaseModel):
@@ -98,6 +104,53 @@ class TranslateResponse(BaseModel):
     translations: list[TranslationOut]
 
 
+class ChatRequest(DecodeRequest):
+    """A message to a dialogue model, after the turns before it. The decoding options
+    replace the model's ``decode`` settings as for /translate; with reranking, the
+    candidates are ``rerank.candidates`` (GET /models) samples or beam hypotheses."""
+
+    history: list[str] = Field(default_factory=list)
+    """The conversation so far, oldest first: the user's messages and the model's replies,
+    each one turn. The model reads its last ``context_turns`` (GET /models). At most
+    ``max_texts`` turns of at most ``max_chars`` characters each (else 413)."""
+    message: str
+    """The user's new message: not empty, at most ``max_chars`` characters (else 413)."""
+    rerank: bool | None = None
+    """Rerank the candidates by MMI with the model's backward run; None: when it has one."""
+
+
+class ChatCandidate(BaseModel):
+    """One candidate reply and its scores (docs/chat.md, "MMI-bidi reranking")."""
+
+    text: str
+    forward: float
+    """log p(reply | what the model read), summed over the reply's tokens and EOS."""
+    backward: float | None
+    """log p(message | reply) under the backward run, summed; null when not reranked."""
+    score: float
+    """What the candidates are ordered by: the MMI score when reranked, else search's
+    rank score."""
+
+
+class ChatResponse(BaseModel):
+    """The reply, where it looked, and the candidates it was chosen from."""
+
+    model: str
+    reply: str
+    """The best candidate's text."""
+    tokens: list[str]
+    """The reply's words."""
+    source_tokens: list[str]
+    """The words the model read: the context turns and the message, joined by |||."""
+    attention: list[list[float]] | None
+    """(len(tokens) + 1) × len(source_tokens), one row per reply word and one for EOS,
+    as /translate's with ``"units": "words"``; null for a model without attention."""
+    candidates: list[ChatCandidate]
+    """The distinct candidates, best first; the first is the reply."""
+    reranked: bool
+    """Whether the backward run scored the candidates."""
+
+
 class ModelInfo(BaseModel):
     name: str
     run_dir: str
@@ -112,6 +165,8 @@ class ModelInfo(BaseModel):
     """A dialogue model's backward run (``--rerank NAME=BACKWARD_RUN``), if any."""
     rerank: dict[str, Any] | None = None
     """A dialogue model's rerank settings (λ, γ, N), when it has a backward run."""
+    context_turns: int | None = None
+    """A dialogue model's previous turns read before the message; null for other models."""
 
 
 class ModelsResponse(BaseModel):

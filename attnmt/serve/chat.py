@@ -1,0 +1,136 @@
+"""``POST /chat``: a dialogue model answers a message after the turns before it.
+
+    {"history": ["hi!", "hello, how are you?"], "message": "good. what do you study?",
+     "model": "chat", "rerank": true, "sample": true, "seed": 1}
+    -> {"model": "chat", "reply": "i study physics",
+        "tokens": ["i", "study", "physics"],                 # the reply's words
+        "source_tokens": ["hello,", ..., "|||", "good.", ...], # the words the model read
+        "attention": [[...], ...],      # (reply words + EOS) x words read, as /translate's
+        "candidates": [{"text", "forward", "backward", "score"}, ...],   # best first
+        "reranked": true}
+
+The server is stateless: the client sends the conversation with each message, and the
+model reads its last ``context_turns`` (GET /models) before the message, as
+:class:`attnmt.translate.chatbot.Responder` joins them. ``rerank`` defaults to true
+when the model has a backward run (``attnmt serve --rerank NAME=BACKWARD_RUN``); the
+other options are /translate's decoding options, over the model's ``decode`` settings.
+
+Concurrency: the chat is answered on the model's :class:`Batcher` thread, queued with
+its translations (``Batcher.submit_chat``), never on the event loop or a thread of its
+own. One thread per model runs that model, so /chat and /translate never use it at the
+same time, and /chat has /translate's queue limit (503), timeout (504) and batching:
+chats with equal options that arrive together are answered in one decode.
+"""
+
+from __future__ import annotations
+
+from functools import partial
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+
+from attnmt.errors import UserError
+from attnmt.serve.batcher import Batcher
+from attnmt.serve.limits import Limits
+from attnmt.serve.requests import (
+    ERRORS,
+    ApiError,
+    answer_of,
+    body_limit,
+    check_size,
+    checked_options,
+    documented,
+    parse,
+)
+from attnmt.serve.schemas import ChatRequest, ChatResponse
+from attnmt.translate.chatbot import ChatReply, Responder, check_dialogue
+
+router = APIRouter()
+
+CHAT_ERRORS = {
+    **ERRORS,
+    413: "a message or history turn over max_chars, or more than max_texts history turns",
+    422: f"{ERRORS[422]}; an empty message; a model that is not a dialogue model; "
+    "rerank asked of a model without a backward run",
+}
+
+
+@router.post(
+    "/chat",
+    response_model=ChatResponse,
+    responses=documented(CHAT_ERRORS),
+    openapi_extra={
+        "requestBody": {
+            "required": True,
+            "content": {"application/json": {"schema": ChatRequest.model_json_schema()}},
+        }
+    },
+)
+async def chat(request: Request) -> JSONResponse:
+    """Reply to a message after the conversation so far, with the reply's attention over
+    what the model read and every candidate's scores. Options left out keep the model's
+    defaults."""
+    state = request.app.state
+    limits: Limits = state.limits
+    # the history and the message, each at its limit, are max_texts + 1 texts
+    body = await parse(request, ChatRequest, body_limit(limits.max_texts + 1, limits))
+    name = body.model or state.names[0]
+    batcher: Batcher | None = state.batchers.get(name)
+    if batcher is None:
+        raise ApiError(404, f"unknown model {name!r}; loaded: {', '.join(state.names)}")
+    responder: Responder | None = state.responders.get(name)
+    if responder is None:
+        try:
+            check_dialogue(batcher.translator, f"the model {name!r}")
+        except UserError as err:
+            raise ApiError(422, str(err)) from None
+        raise ApiError(422, f"the model {name!r} cannot chat")  # a dialogue model left out
+    message = " ".join(body.message.split())
+    history = [" ".join(turn.split()) for turn in body.history]
+    check_size(history, limits, "history turn")
+    if len(body.message) > limits.max_chars:
+        raise ApiError(
+            413, f"the message has {len(body.message)} characters; at most {limits.max_chars}"
+        )
+    if not message:
+        raise ApiError(422, "message: an empty message has no reply")
+    rerank = _rerank(body.rerank, responder, name)
+    options = checked_options(body, batcher.translator, limits)
+    try:
+        responder.reply_options(options, rerank)  # options that cannot give the candidates
+    except UserError as err:
+        raise ApiError(422, str(err)) from None
+    source = responder.source(history, message)
+    submit = partial(batcher.submit_chat, source, options, rerank)
+    answer: ChatReply = await answer_of(submit, limits, "reply")
+    return JSONResponse({"model": name, **chat_record(answer)})
+
+
+def _rerank(asked: bool | None, responder: Responder, name: str) -> bool:
+    """Whether to rerank: as asked, by default when there is a backward run; 422 when
+    asked of a model without one."""
+    if asked is None:
+        return responder.reranker is not None
+    if asked and responder.reranker is None:
+        raise ApiError(
+            422,
+            f"rerank: the model {name!r} has no backward run to rerank with "
+            f"(attnmt serve --rerank {name}=BACKWARD_RUN)",
+        )
+    return asked
+
+
+def chat_record(answer: ChatReply) -> dict[str, Any]:
+    """The reply as JSON (:class:`ChatResponse` without the model): its words, the words
+    read and the attention between them as /translate's ``"units": "words"``, and the
+    candidates."""
+    record = answer.translation.to_dict("words", attention=True)
+    return {
+        "reply": answer.text,
+        "tokens": record["tokens"],
+        "source_tokens": record["source_tokens"],
+        "attention": record["attention"],
+        "candidates": [candidate.to_dict() for candidate in answer.candidates],
+        "reranked": answer.reranked,
+    }
