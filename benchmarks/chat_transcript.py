@@ -43,6 +43,9 @@ def main() -> None:
     parser.add_argument("--rerank", required=True, metavar="BACKWARD_RUN")
     parser.add_argument("--seed", type=int, default=1, help="sampling seed (default: 1)")
     parser.add_argument("--messages", type=Path, default=MESSAGES)
+    parser.add_argument("--mmi-weight", type=float, help="λ (default: the run's rerank)")
+    parser.add_argument("--length-bonus", type=float, help="γ (default: the run's rerank)")
+    parser.add_argument("--candidates", type=int, help="N (default: the run's rerank)")
     args = parser.parse_args()
 
     import torch
@@ -52,7 +55,15 @@ def main() -> None:
     torch.set_num_threads(1)
     messages = read_messages(args.messages)
     plain = Chatbot.load(args.model, device="cpu", seed=args.seed)
-    mmi = Chatbot.load(args.model, device="cpu", seed=args.seed, reranker=args.rerank)
+    mmi = Chatbot.load(
+        args.model,
+        device="cpu",
+        seed=args.seed,
+        reranker=args.rerank,
+        mmi_weight=args.mmi_weight,
+        length_bonus=args.length_bonus,
+        candidates=args.candidates,
+    )
     rows, ratios = [], []
     for k, message in enumerate(messages, 1):
         start = time.perf_counter()
