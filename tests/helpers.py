@@ -25,17 +25,22 @@ def make_run(
     vocab_size: int = 100,
     task: str = "translation",
     context_turns: int = 0,
+    turned: bool = False,
 ) -> Path:
     """A run directory holding a tiny random model with word tokenizers: what
     ``attnmt train`` leaves behind, without training. Large random weights make outputs
     depend on the source and differ in length (as in test_search). `task` is its
     data.task (a dialogue or backward dialogue run reads its pairs like a translation), and
     `context_turns` the turns a dialogue run reads before the message (with any, its
-    source vocabulary holds the separator "|||" between them)."""
+    source vocabulary holds the separator "|||" between them). `turned` turns the pairs
+    round: a backward run that reads what the other runs output."""
     pairs = generate(200, seed=1)
+    sources, targets = [p.source for p in pairs], [p.target for p in pairs]
+    if turned:
+        sources, targets = targets, sources
     separator = [SEPARATOR.strip()] if context_turns else []
-    src_tok = WordTokenizer.build([*(pair.source for pair in pairs), *separator], vocab_size)
-    tgt_tok = WordTokenizer.build((pair.target for pair in pairs), vocab_size)
+    src_tok = WordTokenizer.build([*sources, *separator], vocab_size)
+    tgt_tok = WordTokenizer.build(targets, vocab_size)
     save_tokenizers(src_tok, tgt_tok, directory / "tokenizer")
     overrides: dict[str, Any] = {
         "run_dir": str(directory),

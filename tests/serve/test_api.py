@@ -3,6 +3,7 @@ equal the Translator's."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -56,6 +57,14 @@ def test_page_static_files_and_docs(client: TestClient) -> None:
     for asset in ("/static/app.js", "/static/style.css"):
         assert asset in page.text
         assert client.get(asset).status_code == 200
+    modules, seen = ["app.js"], set()  # the page's JS modules, each served as JavaScript
+    while modules:
+        name = modules.pop()
+        seen.add(name)
+        script = client.get(f"/static/{name}")
+        assert script.status_code == 200 and "javascript" in script.headers["content-type"]
+        modules += [m for m in re.findall(r'from "\./([\w.]+)"', script.text) if m not in seen]
+    assert {"app.js", "common.js", "heatmap.js", "translate.js", "chat.js"} <= seen
     assert client.get("/docs").status_code == 200
     schema = client.get("/openapi.json").json()
     body = schema["paths"]["/translate"]["post"]["requestBody"]["content"]["application/json"]

@@ -1,5 +1,6 @@
 """The attention page in a real browser: Debian's Chromium driven by Playwright, against a
-real `attnmt serve` of a tiny model trained here.
+real `attnmt serve` of a tiny model trained here, a second to compare with, and a random
+dialogue model with a backward run for the Chat tab.
 
 Skipped, with the reason shown, when Playwright or Chromium is missing. The README's
 screenshot comes from this test, with the models trained longer:
@@ -92,13 +93,17 @@ def free_port() -> int:
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """`attnmt serve` of a tiny trained model and a second one to compare it with (random,
-    untrained, unless for the README's screenshot) on a free loopback port; its URL."""
+    untrained, unless for the README's screenshot), and a random dialogue model with a
+    backward run that reranks its replies, on a free loopback port; its URL."""
     root = tmp_path_factory.mktemp("browser")
     first = train_tiny(root, 1)
     second = train_tiny(root, 2) if SCREENSHOT else make_run(root / "random", seed=2)
+    chat = make_run(root / "chat", seed=3, task="dialogue", context_turns=1)
+    backward = make_run(root / "backward", seed=4, task="dialogue_backward", turned=True)
     port = free_port()
     command = [sys.executable, "-m", "attnmt.cli", "serve", "--port", str(port), "--threads", "1"]
     command += ["--model", f"tiny={first}", "--model", f"other={second}"]
+    command += ["--model", f"chat={chat}", "--rerank", f"chat={backward}"]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}"
     try:
@@ -123,21 +128,23 @@ def wait_until_up(url: str, process: subprocess.Popen, seconds: float = 60) -> N
     raise RuntimeError(f"attnmt serve did not answer at {url} within {seconds} s")
 
 
-def api_translation(url: str, body: dict[str, Any]) -> dict[str, Any]:
+def post(url: str, body: dict[str, Any]) -> dict[str, Any]:
     request = urllib.request.Request(
-        url + "/translate",
-        data=json.dumps(body).encode(),
-        headers={"content-type": "application/json"},
+        url, data=json.dumps(body).encode(), headers={"content-type": "application/json"}
     )
     with urllib.request.urlopen(request, timeout=30) as answer:
-        return json.load(answer)["translations"][0]
+        return dict(json.load(answer))
+
+
+def api_translation(url: str, body: dict[str, Any]) -> dict[str, Any]:
+    return dict(post(url + "/translate", body)["translations"][0])
 
 
 def explore(page: Any, url: str, screenshot: Path) -> dict[str, Any]:
     """Drive the page as a user would; return what it showed, and save a screenshot."""
     page.goto(url + "/")
     page.get_by_label("Source text").fill(SENTENCE)
-    page.get_by_label("Beam").fill("4")
+    page.get_by_role("tabpanel", name="Translate").get_by_label("Beam").fill("4")
     page.get_by_label("N-best").fill("3")
     page.get_by_role("button", name="Translate").click()
     panel = page.locator(".panel").first
@@ -297,3 +304,70 @@ def test_heads_get_layer_and_head_selectors_and_a_grid(
     assert panel.locator('.label.top[data-side="src"]').all_text_contents() == ["a"]
     page.screenshot(path=str(tmp_path / "heads.png"), full_page=True)
     assert panel.locator("select.layer").input_value() == "0"
+
+
+def test_chat_tab_conversation_attention_and_candidates(
+    server: str, browser: Any, tmp_path: Path
+) -> None:
+    """Two messages in the Chat tab: each reply is the server's (reranked by default, the
+    beam widened for the candidates), its map reads the previous turn and the message,
+    hovering a reply word marks the word it looked at most, and every candidate is listed
+    with its scores; a bad option is shown inline and the message is kept."""
+    page = browser.new_page(viewport={"width": 1200, "height": 900})
+    errors: list[str] = []
+    page.on("pageerror", lambda err: errors.append(str(err)))
+    page.goto(server + "/#chat")
+    assert page.get_by_role("tab", name="Chat").get_attribute("aria-selected") == "true"
+    assert page.get_by_label("Rerank (MMI)").is_checked()
+    messages = ["the dog sees a red cat", "a friend draws this red mountain"]
+    replies: list[dict[str, Any]] = []
+    for message in messages:
+        history = [replies[-1]["reply"]] if replies else []  # context_turns 1
+        body = {"model": "chat", "history": history, "message": message, "beam": 10}
+        replies.append(post(server + "/chat", {**body, "rerank": True, "sample": False}))
+        page.get_by_label("Message").fill(message)
+        page.get_by_label("Message").press("Enter")
+        page.locator(".turn.bot").nth(len(replies) - 1).wait_for()
+    panel = page.locator("#reply-panel")
+    bubbles = page.locator(".turn .text").all_text_contents()
+    assert bubbles == [messages[0], replies[0]["reply"], messages[1], replies[1]["reply"]]
+    # the last reply is shown: what it read, its map, its candidates
+    last = replies[1]
+    assert last["reranked"] and len(last["candidates"]) > 1
+    read = " ".join(last["source_tokens"]).split(" ||| ")  # the previous reply, the message
+    assert len(read) == 2 and read[1] == messages[1]  # (the reply's words may be <unk>)
+    assert panel.locator("#read li").all_text_contents() == read
+    backward = {candidate["backward"] for candidate in last["candidates"]}
+    assert len(backward) > 1  # the backward run reads the replies: they differ
+    rows = panel.locator("#candidates tbody tr")
+    assert rows.count() == len(last["candidates"])
+    first_row = rows.first.locator("td").all_text_contents()
+    best = last["candidates"][0]
+    numbers = [f"{best[key]:.2f}" for key in ("forward", "backward", "score")]
+    assert first_row == ["✓", best["text"], *numbers]
+    panel.locator('.label[data-side="tgt"][data-index="0"]').hover()
+    looked_at = last["source_tokens"][int(np.argmax(last["attention"][0]))]
+    assert panel.locator('.label.top[data-side="src"]').all_text_contents() == [looked_at]
+    assert panel.locator(".focus-note").inner_text().startswith(f"“{last['tokens'][0]}” looked")
+    page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+    # an earlier reply brings its own map back
+    page.locator(".turn.bot .reply").first.click()
+    assert panel.locator("#read li").all_text_contents() == [messages[0]]
+    assert panel.locator(".reply-title").inner_text() == f"“{replies[0]['reply']}”"
+    # a beam too narrow for the candidates: the server's one line, the message kept
+    page.get_by_role("tabpanel", name="Chat").get_by_label("Beam").fill("2")
+    page.get_by_label("Message").fill("a cat")
+    page.get_by_role("button", name="Send").click()
+    alert = page.get_by_role("alert")
+    alert.wait_for()
+    assert alert.inner_text().startswith("422: reranking 10 candidates needs a beam of at least 10")
+    assert page.get_by_label("Message").input_value() == "a cat"
+    assert page.locator(".turn").count() == 4
+    # without reranking: no backward scores
+    page.get_by_label("Rerank (MMI)").uncheck()
+    page.get_by_role("button", name="Send").click()
+    page.locator(".turn.bot").nth(2).wait_for()
+    assert page.get_by_role("alert").is_hidden()
+    assert panel.locator("#candidates tbody tr").first.locator("td").nth(3).inner_text() == "—"
+    assert panel.locator("#candidates-note").inner_text().startswith("Not reranked")
+    assert errors == []
