@@ -4,8 +4,9 @@
     attnmt serve --model bahdanau=runs/a --model luong=runs/b  # two models, to compare
     attnmt serve --model chat=runs/chitchat_luong --rerank chat=runs/chitchat_backward
 
-Endpoints: GET /health, GET /models, POST /translate, the page at / and the OpenAPI
-docs at /docs. Ctrl-C (or SIGTERM) stops the server after the requests in flight.
+Endpoints: GET /health, GET /models, POST /translate, POST /chat (dialogue models), the
+page at / (a Translate and a Chat tab) and the OpenAPI docs at /docs. Ctrl-C (or
+SIGTERM) stops the server after the requests in flight.
 """
 
 from __future__ import annotations
@@ -27,6 +28,8 @@ EPILOG = """\
 example:
   curl -s localhost:8000/translate -H 'content-type: application/json' \\
        -d '{"text": "the dog sees a cat", "beam": 5, "n_best": 3}'
+  curl -s localhost:8000/chat -H 'content-type: application/json' \\
+       -d '{"history": ["hi!", "hello!"], "message": "what do you study?"}'
 
 The server binds 127.0.0.1 unless --host names another address. It has no
 authentication: expose it beyond this machine only behind a proxy you trust."""
