@@ -1,6 +1,6 @@
 """Dialogue metrics of a chat run on one split, and MMI reranking tuned on it.
 
-    python -m benchmarks.chat --model runs/chitchat_luong --split dev \\
+    python -m benchmarks.chat --model runs/chitchat --split dev \\
         --rerank runs/chitchat_backward --mmi-weight 0 0.25 0.5 0.75 --length-bonus 0 0.5 1
 
 Prints a Markdown section (command, machine, date, commit) with

@@ -2,7 +2,7 @@
 benchmarks/chat_messages.txt, one conversation, answered twice side by side, by plain
 sampling and by MMI reranking of sampled candidates, as Markdown.
 
-    python -m benchmarks.chat_transcript --model runs/chitchat_luong \\
+    python -m benchmarks.chat_transcript --model runs/chitchat \\
         --rerank runs/chitchat_backward > transcript.md
 
 The messages were committed before the final models were trained; each conversation runs

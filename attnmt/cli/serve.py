@@ -2,7 +2,7 @@
 
     attnmt serve --model runs/quickstart                       # http://127.0.0.1:8000
     attnmt serve --model bahdanau=runs/a --model luong=runs/b  # two models, to compare
-    attnmt serve --model chat=runs/chitchat_luong --rerank chat=runs/chitchat_backward
+    attnmt serve --model chat=runs/chitchat --rerank chat=runs/chitchat_backward
 
 Endpoints: GET /health, GET /models, POST /translate, POST /chat (dialogue models), the
 page at / (a Translate and a Chat tab) and the OpenAPI docs at /docs. Ctrl-C (or

@@ -2,13 +2,13 @@
 
     from attnmt import Chatbot
 
-    bot = Chatbot.load("runs/chitchat_luong")
+    bot = Chatbot.load("runs/chitchat")
     bot.reply("hi! how are you?")            # "i'm good, how are you?"
     bot.reply("great. what do you study?")   # the model sees the previous turns too
     bot.last.word_attention()                # the last reply's attention over its source
     bot.reset()                              # a new conversation
 
-    bot = Chatbot.load("runs/chitchat_luong", reranker="runs/chitchat_backward")
+    bot = Chatbot.load("runs/chitchat", reranker="runs/chitchat_backward")
     bot.reply("what do you study?")          # the best of 10 candidates by MMI
     bot.answer.candidates                    # each with its forward, backward, score
 
@@ -48,7 +48,7 @@ from attnmt.translate.rerank import Candidate, Reranker, plain_candidates
 from attnmt.translate.schema import Translation
 from attnmt.translate.translator import Translator
 
-TRAIN_HINT = "attnmt data chitchat && attnmt train configs/chitchat_luong.yaml"
+TRAIN_HINT = "attnmt data chitchat && attnmt train configs/chitchat.yaml"
 
 
 @dataclass

@@ -143,7 +143,7 @@ def test_bad_options_fail_in_one_line(
         write_dialogue_data(tmp_path, conversations=CONVERSATIONS, **settings)  # type: ignore[arg-type]
 
 
-PRESETS = sorted((Path(__file__).parents[2] / "attnmt" / "presets").glob("chitchat_*.yaml"))
+PRESETS = sorted((Path(__file__).parents[2] / "attnmt" / "presets").glob("chitchat*.yaml"))
 
 
 @pytest.mark.parametrize("preset", PRESETS, ids=[p.stem for p in PRESETS])
