@@ -44,6 +44,7 @@ from attnmt.serve.requests import (
     check_size,
     checked_options,
     documented,
+    json_body,
     one_line,
     parse,
 )
@@ -166,12 +167,7 @@ def create_app(
         "/translate",
         response_model=TranslateResponse,
         responses=documented(ERRORS),
-        openapi_extra={
-            "requestBody": {
-                "required": True,
-                "content": {"application/json": {"schema": TranslateRequest.model_json_schema()}},
-            }
-        },
+        openapi_extra=json_body(TranslateRequest),
     )
     async def translate(request: Request) -> JSONResponse:
         """Translate one text or a list. Options left out keep the model's defaults."""

@@ -41,6 +41,7 @@ from attnmt.serve.requests import (
     check_size,
     checked_options,
     documented,
+    json_body,
     parse,
 )
 from attnmt.serve.schemas import ChatRequest, ChatResponse
@@ -60,12 +61,7 @@ CHAT_ERRORS = {
     "/chat",
     response_model=ChatResponse,
     responses=documented(CHAT_ERRORS),
-    openapi_extra={
-        "requestBody": {
-            "required": True,
-            "content": {"application/json": {"schema": ChatRequest.model_json_schema()}},
-        }
-    },
+    openapi_extra=json_body(ChatRequest),
 )
 async def chat(request: Request) -> JSONResponse:
     """Reply to a message after the conversation so far, with the reply's attention over
