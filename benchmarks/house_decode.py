@@ -177,7 +177,7 @@ def _head(checkout: Path) -> str:
         text=True,
         check=False,
     )
-    return done.stdout.strip() or "unknown"
+    return done.stdout.strip() or f"unknown ({done.stderr.strip()[:80]})"
 
 
 if __name__ == "__main__":
