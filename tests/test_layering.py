@@ -26,7 +26,7 @@ LAYERS = (  # bottom first; a module imports its own layer and the ones before i
     ("train",),  # validates through evaluate
 )
 CORE = tuple(name for layer in LAYERS[1:] for name in layer)
-PERIPHERY = ("viz", "compare", "serve", "cli")  # above every layer: may import all of them
+PERIPHERY = ("viz", "compare", "serve", "cli", "export")  # above every layer: may import all
 TOP = ("__init__", "__main__")  # attnmt itself: the public names and `python -m attnmt`
 
 

@@ -27,9 +27,11 @@ COMMANDS = {
     "translate": "Translate text with a trained model: stdin, files or a prompt.",
     "chat": "Talk to a dialogue model, with optional context.",
     "average": "Average the last checkpoints of a run into one model.",
+    "export": "Export a run for deployment: an int8 checkpoint or ONNX graphs.",
     "serve": "Serve models over HTTP, with an interactive attention page.",
     "data": "Fetch or prepare a corpus (Multi30k, chitchat).",
     "config": "Show the resolved config, or every key with its default.",
+    "shapes": "Print the tensor shapes of an RNN encoder-decoder on a real batch.",
     "plot": "Draw a model's attention for a sentence, or learning curves.",
     "compare": "Train or load several runs, evaluate them and write an HTML report.",
 }
