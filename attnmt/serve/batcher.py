@@ -1,8 +1,10 @@
 """Dynamic batching: many small requests become one batched search.
 
-Requests for one model wait in a bounded queue. Its worker thread takes the first one,
-then keeps collecting until the batch holds ``batch_tokens`` source tokens or
-``max_batch`` requests, or ``max_wait_ms`` has passed since the first arrived:
+Requests for one model wait in a bounded queue, one lane per caller (an API key, or the
+client's address without keys) taken round-robin (:class:`FairQueue`), so one busy caller
+cannot starve another. Its worker thread takes the first one, then keeps collecting until
+the batch holds ``batch_tokens`` source tokens or ``max_batch`` requests, or
+``max_wait_ms`` has passed since the first arrived:
 
     request --submit--> queue --worker: collect--> batch --group by options-->
         Translator.translate_ids (one call per group) --split--> each request's future
@@ -26,13 +28,14 @@ import logging
 import queue
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Hashable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 
 from attnmt.config import DecodeOptions
 from attnmt.errors import UserError
+from attnmt.serve.fairqueue import Closed, FairQueue
 from attnmt.serve.limits import Limits
 from attnmt.translate.chatbot import ChatReply, Responder
 from attnmt.translate.schema import Translation
@@ -58,6 +61,10 @@ class Job:
     def tokens(self) -> int:
         return sum(len(row) for row in self.ids)
 
+    @property
+    def sentences(self) -> int:
+        return len(self.ids)
+
     def group_key(self) -> tuple[Any, ...]:
         """Jobs with equal keys are decoded in one call; a seeded job has its own key."""
         if self.options.seed is not None:
@@ -82,13 +89,16 @@ class ChatJob:
             return ("alone", id(self))
         return ("chat", self.options, self.rerank)
 
+    sentences = 1  # one reply
 
-_STOP = object()  # put on the queue by close(): the worker finishes what came before
+
+# Told of each batch decoded: its requests, source tokens and sentences (the metrics).
+BatchObserver = Callable[[int, int, int], None]
 
 
 class Batcher:
     """A worker thread that decodes one model's requests in batches; `responder` (for a
-    dialogue model) answers its chat requests."""
+    dialogue model) answers its chat requests; `observe` is told of every batch."""
 
     def __init__(
         self,
@@ -96,12 +106,14 @@ class Batcher:
         translator: Translator,
         limits: Limits,
         responder: Responder | None = None,
+        observe: BatchObserver | None = None,
     ) -> None:
         self.name = name
         self.translator = translator
         self.responder = responder
         self.limits = limits
-        self._queue: queue.Queue[Any] = queue.Queue(maxsize=limits.queue_size)
+        self.observe = observe
+        self._queue: FairQueue[Job | ChatJob] = FairQueue(limits.queue_size)
         self._thread = threading.Thread(target=self._work, name=f"attnmt-{name}", daemon=True)
         self.batches = 0  # how many batches were decoded (for tests and /health)
         self._thread.start()
@@ -111,24 +123,30 @@ class Batcher:
         return self._queue.qsize()
 
     def submit(
-        self, ids: Sequence[Sequence[int]], options: DecodeOptions, heads: bool = False
+        self,
+        ids: Sequence[Sequence[int]],
+        options: DecodeOptions,
+        heads: bool = False,
+        caller: Hashable = "",
     ) -> Future:
-        """Queue a request; its future gets the translations, in order, or the error.
-        Raises QueueFull at once when the queue is full."""
-        return self._put(Job([list(row) for row in ids], options, heads))
+        """Queue a request in `caller`'s lane; its future gets the translations, in order,
+        or the error. Raises QueueFull at once when the queue is full."""
+        return self._put(Job([list(row) for row in ids], options, heads), caller)
 
-    def submit_chat(self, source: str, options: DecodeOptions, rerank: bool) -> Future[ChatReply]:
+    def submit_chat(
+        self, source: str, options: DecodeOptions, rerank: bool, caller: Hashable = ""
+    ) -> Future[ChatReply]:
         """Queue a chat request (`source`: what the model reads, from
-        :meth:`Responder.source`); its future gets the :class:`ChatReply` or the error.
-        Raises QueueFull at once when the queue is full."""
+        :meth:`Responder.source`) in `caller`'s lane; its future gets the
+        :class:`ChatReply` or the error. Raises QueueFull at once when the queue is full."""
         if self.responder is None:
             raise ValueError(f"model {self.name!r} has no responder: it cannot chat")
         tokens = len(self.translator.src_tok.encode(source))
-        return self._put(ChatJob(source, tokens, options, rerank))
+        return self._put(ChatJob(source, tokens, options, rerank), caller)
 
-    def _put(self, job: Job | ChatJob) -> Future:
+    def _put(self, job: Job | ChatJob, caller: Hashable) -> Future:
         try:
-            self._queue.put_nowait(job)
+            self._queue.put_nowait(caller, job)
         except queue.Full:
             raise QueueFull(
                 f"model {self.name!r} has {self.limits.queue_size} requests waiting"
@@ -136,16 +154,17 @@ class Batcher:
         return job.future
 
     def close(self) -> None:
-        """Finish every queued request, then stop the worker."""
-        self._queue.put(_STOP)
+        """Finish every queued request, then stop the worker; new ones are refused."""
+        self._queue.close()
         self._thread.join()
 
     # ------------------------------------------------------------------ the worker
 
     def _work(self) -> None:
         while True:
-            first = self._queue.get()
-            if first is _STOP:
+            try:
+                first = self._queue.get()
+            except Closed:
                 return
             batch, stop = self._collect(first)
             self._decode(batch)
@@ -154,21 +173,16 @@ class Batcher:
 
     def _collect(self, first: Job | ChatJob) -> tuple[list[Job | ChatJob], bool]:
         """`first` and whatever joins it within the wait, up to the token and size budget.
-        Returns the batch and whether the stop sign was met."""
+        Returns the batch and whether the queue was closed and emptied."""
         batch: list[Job | ChatJob] = [first]
         tokens = first.tokens
         deadline = time.monotonic() + self.limits.max_wait_ms / 1000
         while len(batch) < self.limits.max_batch and tokens < self.limits.batch_tokens:
-            remaining = deadline - time.monotonic()
             try:
-                job = (
-                    self._queue.get(timeout=remaining)
-                    if remaining > 0
-                    else self._queue.get_nowait()
-                )
+                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
             except queue.Empty:
                 break
-            if job is _STOP:
+            except Closed:
                 return batch, True
             batch.append(job)
             tokens += job.tokens
@@ -193,6 +207,9 @@ class Batcher:
                     except Exception as alone:  # noqa: BLE001
                         _fail(job, alone)
         self.batches += 1
+        if self.observe is not None:
+            sentences = sum(job.sentences for job in batch)
+            self.observe(len(batch), sum(job.tokens for job in batch), sentences)
 
     def _run_group(self, jobs: list[Job | ChatJob]) -> None:
         """One call for jobs with equal group keys (all of one kind); results split back."""
