@@ -51,6 +51,20 @@ def test_wrong_value_lists_the_allowed_values(tmp_path: Path) -> None:
         assert name in message
 
 
+@pytest.mark.parametrize("source", ["yaml", "set"])
+def test_self_score_points_to_the_transformer(tmp_path: Path, source: str) -> None:
+    """ "self" is in the notes' score family, but it is an architecture here: the error
+    says which key to set instead, in one line."""
+    with pytest.raises(ConfigError) as info:
+        if source == "yaml":
+            load_config(write(tmp_path, "model:\n  attention:\n    score: self\n"))
+        else:
+            load_config(None, ["model.attention.score=self"])
+    message = str(info.value)
+    assert "model.attention.score" in message and "model.arch: transformer" in message
+    assert "\n" not in message
+
+
 @pytest.mark.parametrize(
     "override,key",
     [

@@ -12,7 +12,7 @@ import typing
 from collections.abc import Mapping
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from attnmt.errors import UserError
 
@@ -46,6 +46,16 @@ class AttentionConfig(_Section):
     attention of the Transformer (model.embed_dim must divide by it)."""
     max_src_len: int = Field(128, ge=1)
     """Longest source the location score can address (it has one weight row per position)."""
+
+    @field_validator("score", mode="before")
+    @classmethod
+    def _self_is_an_architecture(cls, score: Any) -> Any:
+        if score == "self":  # in the score family of the notes, but no score of an RNN decoder
+            raise ValueError(
+                "model.attention.score 'self' is not a score of the RNN decoder: "
+                "self-attention is the Transformer's; set model.arch: transformer"
+            )
+        return score
 
 
 class ModelConfig(_Section):
