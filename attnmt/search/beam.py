@@ -13,10 +13,15 @@ from attnmt.models.modes import evaluating
 from attnmt.search.paths import Paths, collect, start, step_rows, worth_pruning
 from attnmt.search.ranking import NEG_INF, Hypothesis, best_first, length_penalty
 from attnmt.search.rules import Rules
+from attnmt.search.trace import BeamTrace
 
 
 def beam_search(
-    model: Seq2SeqModel, src: Tensor, src_lengths: Tensor, settings: DecodeOptions
+    model: Seq2SeqModel,
+    src: Tensor,
+    src_lengths: Tensor,
+    settings: DecodeOptions,
+    trace: BeamTrace | None = None,
 ) -> list[list[Hypothesis]]:
     """The settings.n_best hypotheses per sentence by s(Y, X) = log P(Y | X) / lp(Y) + cp(X; Y).
 
@@ -30,6 +35,9 @@ def beam_search(
     score s can rank above s / lp(longest + 1). When the best live one's bound is ≤ the
     n_best-th finished rank score, the answer is final: exactly what running every beam
     to its maximum length would return.
+
+    `trace`, when given, records every candidate of every step and its fate (the search
+    tree that ``attnmt plot beam`` draws); the search itself is the same either way.
     """
     beam, n_best, alpha = settings.beam, settings.n_best, settings.alpha
     if n_best > beam:
@@ -49,7 +57,12 @@ def beam_search(
             ended = paths.extend(*candidates.pick(ending), attn)
             ranks = collect(results, ended, lengths, alpha, settings.beta)
             kept = keep_best(kept, ending, ranks)
-            origin, tokens, scores = candidates.pick(candidates.live(model.eos_id, beam))
+            live = candidates.live(model.eos_id, beam)  # (N, K)
+            if trace is not None:
+                sentences = paths.sentence[::beam]  # (N,)
+                found = (candidates.origin, candidates.tokens, candidates.scores)
+                trace.record(sentences, *found, ending, live, ranks)
+            origin, tokens, scores = candidates.pick(live)
             paths = paths.extend(origin, tokens, scores, attn)  # (N*K,) rows
             state = state.index_select(origin)  # enc is the same for all of a sentence's beams
             done = no_better_to_come(paths, kept, rules.longest, beam, alpha)  # (N,)
