@@ -18,7 +18,7 @@ PACKAGE = Path(attnmt.__file__).parent
 LAYERS = (  # bottom first; a module imports its own layer and the ones before it
     ("config", "errors", "special", "device", "files"),  # flat: small and used everywhere
     ("data", "nn"),
-    ("models",),
+    ("models", "runtime"),  # runtime: exported models (ONNX) behind the model interface
     ("io",),  # checkpoint.py and run.py: they build models
     ("search",),
     ("translate",),

@@ -196,7 +196,8 @@ class BahdanauDecoder(Decoder):
         states, contexts, weights = [], [], []
         for t in range(embedded.size(1)):
             query = top_layer(hidden).unsqueeze(1)  # s_{i-1}: (B, 1, H)
-            positions = torch.tensor([state.step + t], device=embedded.device)
+            step = state.step + t  # an int, or a traced scalar in an exported graph
+            positions = torch.arange(step, step + 1, device=embedded.device)  # (1,)
             context, alpha = self.attention(
                 query, enc.keys, enc.src_mask, enc.src_lengths, positions
             )  # (B, 1, Dk), (B, heads, 1, S)

@@ -308,7 +308,7 @@ class TransformerDecoderState:
     every target position so far, (B, heads, t, d_k). Only real tokens are cached (search
     feeds no padding). Follows beams through `index_select`."""
 
-    cache: tuple[Keys, ...] = ()  # empty before the first step
+    cache: tuple[Keys, ...] = ()  # one per layer (init_state: of length 0)
     step: int = 0  # index t of the next target position
 
     def index_select(self, index: Tensor) -> TransformerDecoderState:
@@ -364,7 +364,12 @@ class TransformerDecoder(nn.Module):
         return cast(list[DecoderLayer], list(self.layers))
 
     def init_state(self, enc: TransformerMemory) -> TransformerDecoderState:
-        return TransformerDecoderState()
+        """An empty key/value cache for every layer, (B, heads, 0, d_k), cut from the
+        cross-attention keys (same heads and d_k): the state has one structure at every
+        step, which an exported step graph needs (attnmt/export/graphs.py)."""
+        return TransformerDecoderState(
+            tuple(Keys(keys.keys[:, :, :0], keys.values[:, :, :0]) for keys in enc.keys)
+        )
 
     def run(
         self,
