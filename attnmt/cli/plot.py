@@ -4,6 +4,7 @@ attnmt plot attention --model runs/quickstart --src "the dog sees a cat" --words
 attnmt plot attention --model runs/transformer --src "..." --heads           every head
 attnmt plot attention --model runs/transformer --src "..." --layer 2 --head 3
 attnmt plot attention --model runs/transformer --src "..." --map encoder --heads
+attnmt plot beam --model runs/quickstart --src "the dog sees a cat" --beam 3
 attnmt plot curves runs/a runs/b --out curves.png
 """
 
@@ -20,10 +21,11 @@ from attnmt.config import ModelConfig
 from attnmt.data.tokenize import merge_pieces
 from attnmt.errors import UserError
 from attnmt.io.run import Run
-from attnmt.special import SPECIAL_TOKENS
+from attnmt.special import EOS_ID, SPECIAL_TOKENS
 from attnmt.translate.schema import Translation
 from attnmt.translate.translator import Translator
 from attnmt.translate.words import merge_attention, merge_labels
+from attnmt.viz.beam import beam_figure
 from attnmt.viz.curves import curves_figure, read_metrics
 from attnmt.viz.plot import FORMATS, attention_figure, heads_figure, nbest_figure, save_figure
 
@@ -75,6 +77,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="a grid of every head: one row per layer (only --layer's with --layer), one "
         "column per head",
     )
+    beam = kinds.add_parser(
+        "beam",
+        help="the beam search tree of one sentence",
+        description="Beam-search --src with the run's model and draw every candidate of "
+        "every step (kept in the beam, finished or pruned) with its log-probability so far, "
+        "and the path that won (google/seq2seq's DumpBeams, Seq2Seq-Vis).",
+    )
+    beam.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run")
+    beam.add_argument("--src", required=True, help="the source sentence")
+    beam.add_argument(
+        "--beam",
+        type=int,
+        default=None,
+        metavar="K",
+        help=f"beam size (default: the run's decode.beam, or {TREE_BEAM} where that is 1)",
+    )
+    beam.add_argument("--out", default="beam.png", help="PNG or SVG file to write")
     curves = kinds.add_parser(
         "curves",
         help="learning curves of one or more runs, overlaid",
@@ -86,6 +105,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 MAPS = ("cross", "encoder", "decoder")  # --map: cross-attention or a self-attention
+TREE_BEAM = 3  # plot beam's beam where the run decodes greedily: a tree, not a line
 
 
 @dataclass
@@ -242,6 +262,40 @@ def heads_plot(translation: Translation, choice: HeadChoice, words: bool, name: 
     return attention_figure(x_labels, y_labels, matrix, title=title, x_label=x_axis, y_label=y_axis)
 
 
+def beam_plot(run_dir: Path, src: str, beam: int | None = None) -> tuple[Figure, str]:
+    """The beam search tree of `src` and a line that sums it up."""
+    if beam is not None and beam < 1:
+        raise UserError(f"--beam must be at least 1, got {beam}")
+    run = Run.load(run_dir, device="cpu")
+    translator = Translator.from_run(run)
+    if beam is None:
+        beam = run.config.decode.beam if run.config.decode.beam > 1 else TREE_BEAM
+    options = translator.options(beam=beam, n_best=1, sample=False)
+    translation, trace = translator.beam_tree(src, options)
+    nodes = trace.candidates.get(0, [])
+    eos = SPECIAL_TOKENS[EOS_ID]
+    labels = [
+        eos if node.token == EOS_ID else translator.tgt_tok.to_pieces([node.token])[0]
+        for node in nodes
+    ]
+    counts = {
+        fate: sum(node.fate == fate for node in nodes) for fate in ("live", "ended", "pruned")
+    }
+    title = (
+        f'{run_dir.resolve().name}: beam {beam}, "{translation.text}" '
+        f"(log p {translation.score:.2f}, s {translation.rank_score:.2f})"
+    )
+    figure = beam_figure(
+        nodes, labels, trace.path(0, trace.won[0]) if 0 in trace.won else (), title=title
+    )
+    summary = (
+        f"beam {beam}: {len(nodes)} candidates in {max(n.step for n in nodes)} steps "
+        f"({counts['live']} kept, {counts['ended']} finished, {counts['pruned']} pruned); "
+        f"best: {translation.text}"
+    )
+    return figure, summary
+
+
 def curves_plot(run_dirs: list[Path]) -> Figure:
     """Learning curves of the runs, each under its directory name (made unique)."""
     runs = {}
@@ -261,6 +315,9 @@ def run(args: argparse.Namespace) -> int:
         figure = attention_plot(
             Path(args.model), args.src, args.words, args.n_best, args.beam, choice
         )
+    elif args.kind == "beam":
+        figure, summary = beam_plot(Path(args.model), args.src, args.beam)
+        print(summary)
     else:
         figure = curves_plot([Path(run_dir) for run_dir in args.runs])
     path = save_figure(figure, args.out)

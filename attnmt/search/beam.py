@@ -77,7 +77,10 @@ def beam_search(
                 kept = kept.index_select(0, keep)
             elif done.any():  # too few to prune yet: freeze them, they add nothing more
                 paths.scores.view(-1, beam)[done] = NEG_INF
-    return [best_first(hypotheses, n_best) for hypotheses in results]
+    best = [best_first(hypotheses, n_best) for hypotheses in results]
+    if trace is not None:
+        trace.mark_won(best)
+    return best
 
 
 @dataclass

@@ -16,10 +16,13 @@ records nothing (and computes nothing for it) when no trace is given.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
 from torch import Tensor
+
+from attnmt.search.ranking import Hypothesis
 
 Fate = Literal["live", "ended", "pruned"]
 
@@ -39,10 +42,12 @@ class Candidate:
 class BeamTrace:
     """The candidates of every sentence of a beam search, by the sentence's index in the
     batch: ``trace.candidates[b]`` in the order search met them (step by step, best first
-    within a step)."""
+    within a step), and ``trace.won[b]`` the ended node of the hypothesis search ranked
+    first."""
 
     def __init__(self) -> None:
         self.candidates: dict[int, list[Candidate]] = {}
+        self.won: dict[int, int] = {}
         self._beams: dict[int, list[int | None]] = {}  # sentence -> node of each live row
         self._step = 0
 
@@ -91,6 +96,14 @@ class BeamTrace:
                     beams[slot_of[column]] = len(nodes)
                 nodes.append(Candidate(self._step, parent, word, total, fate, rank))
             self._beams[b] = beams
+
+    def mark_won(self, results: Sequence[Sequence[Hypothesis]]) -> None:
+        """Note the node of each sentence's first hypothesis in `results` (best first, in
+        batch order): what the search returned."""
+        for sentence, hypotheses in enumerate(results):
+            node = self.find(sentence, hypotheses[0].tokens) if hypotheses else None
+            if node is not None:
+                self.won[sentence] = node
 
     def path(self, sentence: int, node: int) -> list[int]:
         """The nodes from the first step to `node` (included) of a sentence's tree."""

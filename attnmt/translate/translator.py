@@ -46,8 +46,10 @@ from attnmt.io.run import Run
 from attnmt.models.ensemble import Ensemble
 from attnmt.models.interface import Seq2SeqModel
 from attnmt.models.modes import evaluating
+from attnmt.search.beam import beam_search
 from attnmt.search.decode import decode, length_batches
 from attnmt.search.ranking import Hypothesis
+from attnmt.search.trace import BeamTrace
 from attnmt.special import PAD_ID
 from attnmt.translate.schema import Translation
 
@@ -208,6 +210,23 @@ class Translator:
                     wanted = heads if isinstance(heads, bool) else i in heads
                     results[i] = self._translation(rows_ids[i], nbest, wanted)
         return [result for result in results if result is not None]
+
+    def beam_tree(
+        self, source: str, options: DecodeOptions | None = None
+    ) -> tuple[Translation, BeamTrace]:
+        """Beam-search one sentence and record its tree: the translation (with its n-best
+        list) and the :class:`BeamTrace` of every candidate weighed, under sentence 0.
+        Always a beam search of ``options.beam`` rows: ``options.sample`` is ignored."""
+        options = options or self.config.decode
+        ids = self.src_tok.encode(source)
+        if not ids:
+            raise UserError("the source sentence is empty")
+        self._check_lengths([ids])
+        trace = BeamTrace()
+        src, src_lengths = _pad([ids], self.device)  # (1, S), (1,)
+        with evaluating(self.model), autocast(self.device, self.dtype):
+            nbest = beam_search(self.model, src, src_lengths, options, trace)[0]
+        return self._translation(ids, nbest), trace
 
     def _translation(
         self, src_ids: list[int], nbest: list[Hypothesis], heads: bool = False

@@ -6,19 +6,21 @@ import struct
 from collections.abc import Iterator
 from pathlib import Path
 
+import matplotlib.colors
 import numpy as np
 import pytest
 from matplotlib.axes import Axes
 from matplotlib.figure import Figure
 
 from attnmt.cli.main import main
-from attnmt.cli.plot import attention_plot
+from attnmt.cli.plot import attention_plot, beam_plot
 from attnmt.compare.evaluation import torch_threads
 from attnmt.config import build_config
 from attnmt.data.synthetic import write_task
 from attnmt.io.run import Run
 from attnmt.train.trainer import Trainer
 from attnmt.translate.translator import Translator
+from attnmt.viz.beam import WINNER
 
 SRC = "the dog sees a red cat"
 
@@ -148,3 +150,68 @@ def test_curves_of_two_runs(runs: dict[str, Path], tmp_path: Path) -> None:
     out = tmp_path / "curves.png"
     assert main(["plot", "curves", str(runs["luong"]), str(runs["none"]), "--out", str(out)]) == 0
     assert png_size(out)[0] > 0 and out.stat().st_size > 1000
+
+
+def boxes(figure: Figure) -> list[tuple[str, str]]:
+    """(text, edge colour) of every box of a beam tree: the start and each candidate."""
+    ax = figure.axes[0]
+    found = []
+    for text in ax.texts:
+        patch = text.get_bbox_patch()
+        if patch is not None:
+            found.append((text.get_text(), matplotlib.colors.to_hex(patch.get_edgecolor())))
+    return found
+
+
+@pytest.mark.parametrize("decoder", ["luong", "none"])  # no attention needed for a tree
+def test_beam_tree_draws_every_candidate_and_the_winner(
+    runs: dict[str, Path], decoder: str
+) -> None:
+    translator = Translator.from_run(Run.load(runs[decoder], device="cpu"))
+    options = translator.options(beam=3, n_best=1, sample=False)
+    translation, trace = translator.beam_tree(SRC, options)
+    assert translation.text == translator.translate(SRC, options).text  # the search as usual
+    nodes = trace.candidates[0]
+    figure, summary = beam_plot(runs[decoder], SRC, beam=3)
+    drawn = boxes(figure)
+    assert len(drawn) == len(nodes) + 1  # and the start
+    path = trace.path(0, trace.won[0])
+    assert sum(colour == WINNER for _, colour in drawn) == len(path) + 1
+    assert [float(text.split("\n")[1]) for text, _ in drawn[1:]] == pytest.approx(
+        [node.score for node in nodes], abs=0.006
+    )
+    assert f"{len(nodes)} candidates" in summary and translation.text in summary
+
+
+def test_cli_beam_writes_the_tree(
+    runs: dict[str, Path], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    out = tmp_path / "beam.svg"
+    assert (
+        main(["plot", "beam", "--model", str(runs["luong"]), "--src", SRC, "--out", str(out)]) == 0
+    )
+    printed = capsys.readouterr().out
+    assert "beam 3:" in printed and str(out) in printed  # the run decodes greedily: beam 3
+    assert out.read_text().lstrip().startswith("<?xml")
+
+
+@pytest.mark.parametrize(
+    "args,fragment",
+    [
+        (["--beam", "0"], "--beam must be at least 1"),
+        (["--src", "   "], "source sentence is empty"),
+    ],
+)
+def test_cli_beam_errors_are_one_line(
+    runs: dict[str, Path],
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    args: list[str],
+    fragment: str,
+) -> None:
+    out = tmp_path / "beam.png"
+    command = ["plot", "beam", "--model", str(runs["luong"]), "--src", SRC, "--out", str(out)]
+    assert main([*command, *args]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 1 and fragment in lines[0]
+    assert not out.exists()

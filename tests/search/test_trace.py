@@ -104,3 +104,4 @@ def test_the_tree_is_the_search_that_ran(name: str) -> None:
             assert nodes[found].score == pytest.approx(hypothesis.score, abs=1e-5)
             assert nodes[found].rank_score == pytest.approx(hypothesis.rank_score, abs=1e-5)
         assert trace.find(b, [EOS_ID] * (MAX_LEN + 1)) is None
+        assert trace.won[b] == trace.find(b, hypotheses[0].tokens)
