@@ -32,7 +32,7 @@ COMMANDS = {
     "data": "Fetch or prepare a corpus (Multi30k, chitchat).",
     "config": "Show the resolved config, or every key with its default.",
     "shapes": "Print the tensor shapes of an RNN encoder-decoder on a real batch.",
-    "plot": "Draw a model's attention for a sentence, or learning curves.",
+    "plot": "Draw a model's attention or beam search tree for a sentence, or learning curves.",
     "compare": "Train or load several runs, evaluate them and write an HTML report.",
 }
 

@@ -1,4 +1,4 @@
-"""Draw a trained model's attention for a sentence, or the learning curves of runs.
+"""Draw a model's attention or beam search tree for a sentence, or the learning curves of runs.
 
 attnmt plot attention --model runs/quickstart --src "the dog sees a cat" --words
 attnmt plot attention --model runs/transformer --src "..." --heads           every head
