@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 
 from attnmt.config import load_config
+from attnmt.errors import UserError
 from attnmt.train.trainer import train
 
 
@@ -21,6 +22,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     config = load_config(args.config, args.set)
+    if not config.data.train.given:  # e.g. a study preset, which holds only model keys
+        raise UserError(
+            f"{args.config} gives no training data: train it on the study task with "
+            f"`attnmt compare {args.config} --out report/`, or on your data with "
+            "--set data.train.src=FILE --set data.train.tgt=FILE (and data.dev)"
+        )
     summary = train(config, resume=args.resume, progress_bar=False if args.no_progress else None)
     if summary.rank != 0:  # under torchrun, rank 0 reports for every process
         return 0
