@@ -86,6 +86,8 @@ def export_onnx(run_dir: Path, out_dir: Path, which: str = "best") -> Path:
             "ONNX form here); export the fp32 one: --which best, last or averaged"
         )
     run = Run.load(run_dir, which, device="cpu")
+    if not isinstance(run.model, torch.nn.Module):
+        raise UserError(f"{run_dir} is an ONNX export already; export the run it came from")
     model = run.model.to(torch.float32)  # fp32 graphs, whatever training ran in
     staging = out_dir.parent / f".{out_dir.name}.{os.getpid()}.{uuid.uuid4().hex[:8]}.tmp"
     try:

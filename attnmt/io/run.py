@@ -17,8 +17,10 @@ import torch
 from attnmt.config import Config
 from attnmt.data.tokenize import Tokenizer, load_tokenizers
 from attnmt.device import resolve_device, resolve_precision
+from attnmt.errors import UserError
 from attnmt.io.checkpoint import find_model_checkpoint, load_checkpoint, model_from_checkpoint
-from attnmt.models.interface import TrainableModel
+from attnmt.models.interface import Seq2SeqModel
+from attnmt.runtime.onnx import TOKENIZER_DIR, Manifest, OnnxModel, is_onnx_export
 
 
 @dataclass
@@ -26,7 +28,7 @@ class Run:
     """A trained model with its tokenizers, ready to decode."""
 
     run_dir: Path
-    model: TrainableModel
+    model: Seq2SeqModel  # a PyTorch model (TrainableModel), or an export's OnnxModel
     config: Config
     src_tok: Tokenizer
     tgt_tok: Tokenizer
@@ -37,7 +39,11 @@ class Run:
     def load(cls, run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
         """Load `run_dir`'s `which` checkpoint (best, last, averaged or a path) onto
         `device`, with the tokenizers it was trained with, in the precision
-        :func:`attnmt.device.resolve_precision` chooses from what training recorded."""
+        :func:`attnmt.device.resolve_precision` chooses from what training recorded.
+        An ONNX export directory (``attnmt export --onnx``) loads through
+        :meth:`of_export`."""
+        if is_onnx_export(run_dir):
+            return cls.of_export(Path(run_dir), which, device)
         resolved = resolve_device(device)
         checkpoint = load_checkpoint(find_model_checkpoint(Path(run_dir), which))
         header = checkpoint.header
@@ -47,3 +53,33 @@ class Run:
         header.check_tokenizers(src_tok, tgt_tok, tokenizer_dir)
         dtype = resolve_precision(header.config.train.precision, resolved, header.precision)
         return cls(Path(run_dir), model, header.config, src_tok, tgt_tok, resolved, dtype)
+
+    @classmethod
+    def of_export(
+        cls, directory: Path, which: str = "best", device: str = "auto", precision: str = "auto"
+    ) -> Run:
+        """An ONNX export (``attnmt export --onnx``): its graphs on onnxruntime, on the CPU
+        in fp32, with the config and tokenizers the export holds."""
+        for flag, value, allowed in (
+            ("--which", which, ("best",)),
+            ("--device", device, ("auto", "cpu")),
+            ("--precision", precision, ("auto", "fp32")),
+        ):
+            if value not in allowed:
+                raise UserError(
+                    f"{directory} is an ONNX export, one fp32 model that onnxruntime runs "
+                    f"on the CPU: {flag} {value} does not apply to it"
+                )
+        manifest = Manifest.read(directory)
+        try:
+            config = Config.model_validate(manifest.config)
+        except ValueError:
+            raise UserError(f"{directory}: its config cannot be read by this attnmt") from None
+        src_tok, tgt_tok = load_tokenizers(directory / TOKENIZER_DIR)
+        if tgt_tok.vocab_size != manifest.tgt_vocab_size:
+            raise UserError(
+                f"{directory / TOKENIZER_DIR}: the target tokenizer has {tgt_tok.vocab_size} "
+                f"pieces, the model {manifest.tgt_vocab_size} (was the directory replaced?)"
+            )
+        model = OnnxModel(manifest)
+        return cls(directory, model, config, src_tok, tgt_tok, torch.device("cpu"), None)

@@ -30,7 +30,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from attnmt.device import fp32_on_cpu
-from attnmt.models.interface import TrainableModel
+from attnmt.models.interface import Seq2SeqModel
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID
 
 
@@ -143,6 +143,9 @@ class Seq2Seq(nn.Module):
         return {"cross": weights.unsqueeze(1)}
 
 
-def count_parameters(model: nn.Module | TrainableModel) -> int:
-    """Trainable parameters, each shared tensor counted once."""
+def count_parameters(model: nn.Module | Seq2SeqModel) -> int:
+    """Trainable parameters, each shared tensor counted once; 0 for a model that is no
+    torch module (an ONNX export on onnxruntime)."""
+    if not isinstance(model, nn.Module):
+        return 0
     return sum(p.numel() for p in model.parameters() if p.requires_grad)
