@@ -8,7 +8,9 @@ the allowed values.
 """
 
 from attnmt.config.loading import (
+    KeyDoc,
     build_config,
+    config_keys,
     decode_options,
     field_docs,
     load_config,
@@ -46,6 +48,7 @@ __all__ = [
     "BridgeKind",
     "Config",
     "ConfigError",
+    "KeyDoc",
     "DataConfig",
     "DecodeOptions",
     "decode_options",
@@ -60,6 +63,7 @@ __all__ = [
     "TrainConfig",
     "WindowKind",
     "build_config",
+    "config_keys",
     "field_docs",
     "load_config",
     "other_family_keys",

@@ -1,17 +1,20 @@
 """Loading a config: YAML files and ``--set key=value`` overrides merged over the defaults
 and validated, with one-line errors that name the key, the file and the allowed values;
-saving the resolved config; the presets shipped with attnmt; the documented key list."""
+saving the resolved config; the presets shipped with attnmt; the documented key list
+(:func:`config_keys`, behind ``attnmt config --keys`` and docs/config.md)."""
 
 from __future__ import annotations
 
 import typing
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
+from pydantic.fields import FieldInfo
 
 from attnmt.config.sections import Config, ConfigError, DecodeOptions, RerankOptions
 
@@ -179,20 +182,37 @@ def save_config(config: Config, path: str | Path) -> None:
     Path(path).write_text(yaml.safe_dump(config.to_dict(), sort_keys=False), encoding="utf-8")
 
 
-def field_docs(section: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
-    """(dotted key, default, docstring) for every leaf field: the reference table for docs."""
-    rows: list[tuple[str, Any, str]] = []
+@dataclass(frozen=True)
+class KeyDoc:
+    """One leaf key of the config, as the reference documentation shows it."""
+
+    key: str  # dotted, e.g. model.attention.score
+    annotation: Any  # its type, e.g. Literal["dot", ...] or int | None
+    field: FieldInfo  # its pydantic field: default and constraints (ge, lt, ...)
+    default: Any
+    doc: str  # its attribute docstring, on one line
+
+
+def config_keys(section: type[BaseModel] = Config, prefix: str = "") -> list[KeyDoc]:
+    """Every leaf key under `section`, in the order the classes declare them."""
+    rows: list[KeyDoc] = []
     hints = typing.get_type_hints(section)
     docs = _attribute_docstrings(section)
     for name, field in section.model_fields.items():
         key = f"{prefix}{name}"
         annotation = hints.get(name)
         if isinstance(annotation, type) and issubclass(annotation, BaseModel):
-            rows.extend(field_docs(annotation, key + "."))
+            rows.extend(config_keys(annotation, key + "."))
         else:
             default = field.get_default(call_default_factory=True)
-            rows.append((key, default, docs.get(name, "")))
+            rows.append(KeyDoc(key, annotation, field, default, docs.get(name, "")))
     return rows
+
+
+def field_docs(section: type[BaseModel] = Config, prefix: str = "") -> list[tuple[str, Any, str]]:
+    """(dotted key, default, docstring) for every leaf field: what `attnmt config --keys`
+    prints."""
+    return [(row.key, row.default, row.doc) for row in config_keys(section, prefix)]
 
 
 def _attribute_docstrings(cls: type) -> dict[str, str]:

@@ -33,6 +33,8 @@ class _Section(BaseModel):
 
 
 class AttentionConfig(_Section):
+    """The attention of the RNN decoder (and the heads of the Transformer)."""
+
     score: ScoreKind = "concat"
     """How a query is compared with each encoder state (see attnmt.nn.scores.SCORES)."""
     window: WindowKind = "global"
@@ -59,6 +61,9 @@ class AttentionConfig(_Section):
 
 
 class ModelConfig(_Section):
+    """The model: its family, its sizes and, for the RNN family, its encoder, bridge,
+    decoder and attention."""
+
     arch: ArchKind = "rnn"
     """Model family: rnn (an RNN encoder and the decoder model.decoder names) or
     transformer (Vaswani et al. 2017: self-attention encoder and decoder; d_model is
@@ -235,6 +240,9 @@ class SplitPaths(_Section):
 
 
 class DataConfig(_Section):
+    """The corpora (one sentence per line, or one pair per TSV line), their tokenizer and
+    vocabulary, and which task the pairs are."""
+
     train: SplitPaths = Field(default_factory=SplitPaths)
     """Training corpus."""
     dev: SplitPaths = Field(default_factory=SplitPaths)
@@ -267,6 +275,9 @@ class DataConfig(_Section):
 
 
 class TrainConfig(_Section):
+    """How to train: budget, batches, optimizer and schedule, validation, checkpoints and
+    the device."""
+
     max_steps: int = Field(100_000, ge=1)
     """Stop after this many optimizer steps."""
     max_minutes: float | None = Field(None, gt=0)
