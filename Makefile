@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 # Pinned for dev and CI: on the project machines this resolves to a local CPU wheel.
 TORCH ?= torch==2.13.0
 
-.PHONY: quickstart test study lint typecheck unit install clean
+.PHONY: quickstart test study lint typecheck unit install clean docs
 
 $(BIN)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -27,6 +27,11 @@ study: $(BIN)/.installed
 	for seed in $(STUDY_SEEDS); do \
 		$(BIN)/attnmt compare configs/study/*.yaml --seed $$seed --out report/seed-$$seed || exit 1; \
 	done
+
+# The reference pages docs/config.md and docs/cli.md, generated from the config models and
+# the CLI's parsers (tests/cli/test_reference.py fails when they differ from the code).
+docs: $(BIN)/.installed
+	$(BIN)/python -m attnmt.cli.reference
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check attnmt tests benchmarks
