@@ -4,9 +4,13 @@
     attnmt serve --model bahdanau=runs/a --model luong=runs/b  # two models, to compare
     attnmt serve --model chat=runs/chitchat --rerank chat=runs/chitchat_backward
 
-Endpoints: GET /health, GET /models, POST /translate, POST /chat (dialogue models), the
-page at / (a Translate and a Chat tab) and the OpenAPI docs at /docs. Ctrl-C (or
-SIGTERM) stops the server after the requests in flight.
+    ATTNMT_API_KEYS=alice:s3cr3t-key-1 attnmt serve --model runs/a --host 0.0.0.0
+
+Endpoints: GET /health, GET /models, GET /metrics, POST /translate, POST /chat (dialogue
+models), the page at / (a Translate and a Chat tab) and the OpenAPI docs at /docs.
+Ctrl-C (or SIGTERM) stops the server after the requests in flight; SIGHUP reloads the
+models whose checkpoint file changed (serve/reload.py). docs/serving.md: keys, limits,
+metrics, the access log and reloading.
 """
 
 from __future__ import annotations
@@ -15,14 +19,20 @@ import argparse
 import sys
 from collections.abc import Mapping
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import torch
 
 from attnmt.errors import UserError
+from attnmt.io.checkpoint import find_model_checkpoint
+from attnmt.serve.auth import ENV, ApiKeys
 from attnmt.serve.limits import Limits
 from attnmt.translate.chatbot import Responder, check_dialogue
 from attnmt.translate.rerank import Reranker
 from attnmt.translate.translator import Translator
+
+if TYPE_CHECKING:
+    from attnmt.serve.reload import Reloader
 
 EPILOG = """\
 example:
@@ -31,8 +41,9 @@ example:
   curl -s localhost:8000/chat -H 'content-type: application/json' \\
        -d '{"history": ["hi!", "hello!"], "message": "what do you study?"}'
 
-The server binds 127.0.0.1 unless --host names another address. It has no
-authentication: expose it beyond this machine only behind a proxy you trust."""
+The server binds 127.0.0.1 unless --host names another address, which it refuses
+without API keys (--api-key-file or ATTNMT_API_KEYS) unless --insecure is given. With
+keys, send one: curl -H 'Authorization: Bearer KEY' ... (docs/serving.md)."""
 
 LOOPBACK = ("127.0.0.1", "localhost", "::1")
 
@@ -59,6 +70,36 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--which", default="best", help="checkpoint: best or last")
     parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or mps")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
+    access = parser.add_argument_group("access")
+    access.add_argument(
+        "--api-key-file",
+        type=Path,
+        metavar="FILE",
+        help=f"API keys, one a line: KEY or NAME:KEY; with {ENV} (comma-separated), "
+        "either's keys work. With keys, every endpoint needs Authorization: Bearer KEY "
+        "but the page, /docs, /openapi.json and /health (which then says only ok)",
+    )
+    access.add_argument(
+        "--insecure",
+        action="store_true",
+        help="allow a non-loopback --host without API keys: anyone who reaches it may use it",
+    )
+    access.add_argument(
+        "--rate-limit",
+        type=int,
+        metavar="N",
+        help="at most N /translate and /chat requests a minute per key (per client address "
+        "without keys); more: 429 with Retry-After (default: no limit)",
+    )
+    access.add_argument(
+        "--access-log",
+        metavar="FILE",
+        help="one JSON line per request (time, key name, endpoint, model, status, texts, "
+        "source tokens, latency) appended to FILE, or - for stderr",
+    )
+    access.add_argument(
+        "--log-text", action="store_true", help="also write the texts into the access log"
+    )
     limits = parser.add_argument_group("limits")
     for flag, kind, metavar, text in (
         ("--max-chars", int, "N", "longest text in characters (longer: 413)"),
@@ -138,6 +179,26 @@ def responders_of(
     return responders
 
 
+def reloader_of(
+    app: Any, run_dirs: Mapping[str, str], backward_runs: Mapping[str, str], args: Any
+) -> Reloader:
+    """What SIGHUP runs: each model's checkpoint file watched, loaded again as at start."""
+    from attnmt.serve.reload import Reloader
+
+    def load(name: str) -> tuple[Translator, Responder | None]:
+        translator = Translator.load(run_dirs[name], device=args.device, which=args.which)
+        backward = {name: backward_runs[name]} if name in backward_runs else {}
+        return translator, responders_of({name: translator}, backward, args.device).get(name)
+
+    checkpoints = {}
+    for name, run_dir in run_dirs.items():
+        try:
+            checkpoints[name] = find_model_checkpoint(Path(run_dir), args.which)
+        except UserError:  # not one checkpoint file (an export): not watched
+            continue
+    return Reloader(app, checkpoints, load)
+
+
 def limits_of(args: argparse.Namespace) -> Limits:
     limits = Limits(
         max_chars=args.max_chars,
@@ -161,12 +222,23 @@ def run(args: argparse.Namespace) -> int:
     try:
         import uvicorn
 
+        from attnmt.serve.accesslog import AccessLog
         from attnmt.serve.app import create_app
     except ImportError as err:
         raise UserError(
             f"attnmt serve needs the serve extra: pip install 'attnmt[serve]' ({err.name} missing)"
         ) from None
     limits = limits_of(args)
+    keys = ApiKeys.load(args.api_key_file)
+    if args.host not in LOOPBACK and not keys and not args.insecure:
+        raise UserError(
+            f"--host {args.host} is reachable from other machines: give API keys "
+            f"(--api-key-file or {ENV}) or --insecure to serve without any"
+        )
+    if args.rate_limit is not None and args.rate_limit < 1:
+        raise UserError(f"--rate-limit must be at least 1 (got {args.rate_limit})")
+    if args.log_text and not args.access_log:
+        raise UserError("--log-text needs --access-log")
     if args.threads is not None:
         if args.threads < 1:
             raise UserError(f"--threads must be at least 1 (got {args.threads})")
@@ -178,15 +250,27 @@ def run(args: argparse.Namespace) -> int:
         for name, run_dir in run_dirs.items()
     }
     responders = responders_of(translators, backward_runs, args.device)
-    if args.host not in LOOPBACK:
+    if args.host not in LOOPBACK and not keys:
         print(
             f"attnmt serve: warning: listening on {args.host}, reachable from other machines "
-            "(no authentication)",
+            "(no API keys: --insecure)",
             file=sys.stderr,
         )
-    app = create_app(translators, limits, run_dirs, responders)
+    access_log = AccessLog(args.access_log, args.log_text) if args.access_log else None
+    app = create_app(
+        translators,
+        limits,
+        run_dirs,
+        responders,
+        keys=keys,
+        rate_limit=args.rate_limit,
+        access_log=access_log,
+    )
+    reloader_of(app, run_dirs, backward_runs, args).on_sighup()
+    guarded = f", {len(keys.by_name)} API keys" if keys else ""
     print(
-        f"attnmt serve: {', '.join(translators)} at http://{args.host}:{args.port}/ (Ctrl-C stops)",
+        f"attnmt serve: {', '.join(translators)} at http://{args.host}:{args.port}/"
+        f"{guarded} (Ctrl-C stops)",
         file=sys.stderr,
     )
     uvicorn.run(app, host=args.host, port=args.port, log_level="warning")

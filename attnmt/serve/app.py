@@ -1,14 +1,20 @@
 """The HTTP app: routes, error answers and the page.
 
-    GET  /health      ok, the models loaded, their settings, requests queued
+    GET  /health      ok, the models loaded, their settings, requests queued (only "ok"
+                      without a key where the server has keys)
     GET  /models      the models: name, run directory, config summary
+    GET  /metrics     Prometheus metrics (metrics.py)
     POST /translate   texts -> translations (the schema of attnmt translate --format json)
     POST /chat        a history and a message -> a reply, its attention, its candidates
                       (chat.py)
-    GET  /            the attention page (static/); GET /docs: the OpenAPI docs
+    GET  /            the attention page (static/); GET /docs: the OpenAPI docs, their
+                      viewer (Swagger UI) served from static/swagger/, never a CDN
 
-Every error is JSON ``{"detail": "one line"}`` with its status:
+Every request passes the guard first (guard.py): its API key, its rate limit; then the
+metrics and the access log. Every error is JSON ``{"detail": "one line"}`` with its status:
 
+    401  no API key or a wrong one, where the server has keys (guard.py)
+    429  over the rate limit, with Retry-After (guard.py)
     422  a body that is not JSON, not UTF-8 or not the schema; an unknown or bad option;
          /chat: an empty message, or a model that is not a dialogue model
     413  a text longer than max_chars, more than max_texts texts, or a body too big for them
@@ -21,6 +27,8 @@ Every error is JSON ``{"detail": "one line"}`` with its status:
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import threading
 from collections.abc import AsyncIterator, Mapping
 from contextlib import asynccontextmanager
 from functools import partial
@@ -29,14 +37,22 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import FileResponse, JSONResponse
+from fastapi.openapi.docs import get_swagger_ui_html
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
 from starlette.exceptions import HTTPException
 
+from attnmt.serve.accesslog import AccessLog
+from attnmt.serve.auth import ApiKeys
 from attnmt.serve.batcher import Batcher
 from attnmt.serve.chat import router as chat_router
+from attnmt.serve.guard import Guard, declare_security
 from attnmt.serve.limits import Limits
+from attnmt.serve.metrics import Metrics
+from attnmt.serve.metrics import router as metrics_router
+from attnmt.serve.ratelimit import RateLimiter
 from attnmt.serve.requests import (
+    AUTH_ERROR,
     ERRORS,
     ApiError,
     answer_of,
@@ -80,6 +96,7 @@ def model_info(
         reranker=reranker.name if reranker is not None else None,
         rerank=responder.rerank.model_dump() if responder and reranker else None,
         context_turns=responder.turns if responder is not None else None,
+        loaded_at=dt.datetime.now(dt.timezone.utc).isoformat(timespec="milliseconds"),
     )
 
 
@@ -88,8 +105,16 @@ def create_app(
     limits: Limits | None = None,
     run_dirs: Mapping[str, str] | None = None,
     responders: Mapping[str, Responder] | None = None,
+    *,
+    keys: ApiKeys | None = None,
+    rate_limit: int | None = None,
+    access_log: AccessLog | None = None,
 ) -> FastAPI:
     """The app serving `translators` (name -> Translator; the first is the default).
+
+    With `keys`, every route but the open ones needs one (guard.py); `rate_limit` allows
+    that many decoding requests a minute per caller; `access_log` gets a line per request
+    (closed when the app stops).
 
     Each model gets a :class:`Batcher` when the app starts, closed (after finishing its
     queue) when the app stops; uvicorn stops it on SIGINT or SIGTERM. `responders` (name
@@ -114,27 +139,57 @@ def create_app(
         for name, translator in translators.items()
     }
     batchers: dict[str, Batcher] = {}
+    keys = keys or ApiKeys()
+    metrics = Metrics()
 
     @asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        app.state.loop = asyncio.get_running_loop()  # where reload.py swaps models
         for name, translator in translators.items():
-            batchers[name] = Batcher(name, translator, limits, responders.get(name))
+            observe = metrics.observer(name)
+            batchers[name] = Batcher(name, translator, limits, responders.get(name), observe)
         try:
             yield
         finally:
             for batcher in batchers.values():
                 await asyncio.to_thread(batcher.close)
             batchers.clear()
+            if access_log is not None:
+                access_log.close()
 
     app = FastAPI(
         title="attnmt",
         summary="Translation with attention: every request's alignment, as JSON.",
         lifespan=lifespan,
+        docs_url=None,  # /docs below, with the viewer's files from this package
+        redoc_url=None,  # ReDoc would load from a CDN
     )
     app.state.batchers = batchers
     app.state.responders = responders
     app.state.limits = limits
     app.state.names = names  # the first is the default model
+    app.state.metrics = metrics
+
+    def swap(name: str, translator: Translator, responder: Responder | None) -> None:
+        """Serve `translator` as `name` from now on (reload.py; call it on the event
+        loop): new requests go to a new Batcher, the old one finishes its queue on the
+        old model in the background, then stops."""
+        if responder is None and translator.config.data.task == "dialogue":
+            responder = Responder(translator)
+        old = batchers[name]
+        batchers[name] = Batcher(name, translator, limits, responder, metrics.observer(name))
+        if responder is None:
+            responders.pop(name, None)
+        else:
+            responders[name] = responder
+        infos[name] = model_info(name, infos[name].run_dir, translator, responder)
+        threading.Thread(target=old.close, name=f"attnmt-retire-{name}", daemon=True).start()
+
+    app.state.swap = swap
+    limiter = RateLimiter(rate_limit) if rate_limit is not None else None
+    app.middleware("http")(Guard(keys, limiter, metrics, access_log))
+    if keys:
+        declare_security(app)
 
     @app.exception_handler(ApiError)
     async def api_error(_: Request, err: ApiError) -> JSONResponse:
@@ -152,13 +207,16 @@ def create_app(
     async def bug(_: Request, err: Exception) -> JSONResponse:  # logged by the batcher
         return JSONResponse({"detail": f"internal error: {type(err).__name__}"}, status_code=500)
 
-    @app.get("/health", response_model=HealthResponse)
-    async def health() -> dict[str, Any]:
-        """Ok, with the models loaded and how many requests each has waiting."""
+    @app.get("/health", response_model=HealthResponse, response_model_exclude_none=True)
+    async def health(request: Request) -> dict[str, Any]:
+        """Ok, with the models loaded and how many requests each has waiting; only ok
+        without a key, where the server has keys."""
+        if not request.state.authorized:
+            return {"status": "ok"}
         queued = {name: batcher.queued for name, batcher in batchers.items()}
         return {"status": "ok", "models": infos, "queued": queued}
 
-    @app.get("/models", response_model=ModelsResponse)
+    @app.get("/models", response_model=ModelsResponse, responses=documented(AUTH_ERROR))
     async def models() -> dict[str, Any]:
         """The loaded models; the first is used when a request names none."""
         return {"default": names[0], "models": list(infos.values())}
@@ -173,15 +231,19 @@ def create_app(
         """Translate one text or a list. Options left out keep the model's defaults."""
         body = await parse(request, TranslateRequest, body_limit(limits.max_texts, limits))
         name = body.model or names[0]
+        usage = request.state.usage
+        usage.model = name
         batcher = batchers.get(name)
         if batcher is None:
             raise ApiError(404, f"unknown model {name!r}; loaded: {', '.join(names)}")
         translator = batcher.translator
         texts = body.texts()
+        usage.texts, usage.text = len(texts), texts
         check_size(texts, limits)
         options = checked_options(body, translator, limits)
         ids = [translator.src_tok.encode(text) for text in texts]
-        submit = partial(batcher.submit, ids, options, heads=body.heads)
+        usage.tokens = sum(len(row) for row in ids)
+        submit = partial(batcher.submit, ids, options, body.heads, request.state.caller)
         results = await answer_of(submit, limits, "translation")
         records = [result.to_dict(body.units, body.attention) for result in results]
         return JSONResponse({"model": name, "translations": records})
@@ -190,6 +252,17 @@ def create_app(
     async def page() -> FileResponse:
         return FileResponse(STATIC / "index.html")
 
+    @app.get("/docs", include_in_schema=False)
+    async def docs() -> HTMLResponse:
+        return get_swagger_ui_html(
+            openapi_url="/openapi.json",
+            title="attnmt API",
+            swagger_js_url="/static/swagger/swagger-ui-bundle.js",
+            swagger_css_url="/static/swagger/swagger-ui.css",
+            swagger_favicon_url="/static/swagger/favicon-32x32.png",
+        )
+
     app.include_router(chat_router)
+    app.include_router(metrics_router)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
     return app

@@ -72,6 +72,8 @@ async def chat(request: Request) -> JSONResponse:
     # the history and the message, each at its limit, are max_texts + 1 texts
     body = await parse(request, ChatRequest, body_limit(limits.max_texts + 1, limits))
     name = body.model or state.names[0]
+    usage = request.state.usage
+    usage.model = name
     batcher: Batcher | None = state.batchers.get(name)
     if batcher is None:
         raise ApiError(404, f"unknown model {name!r}; loaded: {', '.join(state.names)}")
@@ -84,6 +86,7 @@ async def chat(request: Request) -> JSONResponse:
         raise ApiError(422, f"the model {name!r} cannot chat")  # a dialogue model left out
     message = " ".join(body.message.split())
     history = [" ".join(turn.split()) for turn in body.history]
+    usage.texts, usage.text = 1, [*body.history, body.message]
     check_size(history, limits, "history turn")
     if len(body.message) > limits.max_chars:
         raise ApiError(
@@ -98,7 +101,8 @@ async def chat(request: Request) -> JSONResponse:
     except UserError as err:
         raise ApiError(422, str(err)) from None
     source = responder.source(history, message)
-    submit = partial(batcher.submit_chat, source, options, rerank)
+    usage.tokens = len(batcher.translator.src_tok.encode(source))
+    submit = partial(batcher.submit_chat, source, options, rerank, request.state.caller)
     answer: ChatReply = await answer_of(submit, limits, "reply")
     return JSONResponse({"model": name, **chat_record(answer)})
 

@@ -29,8 +29,18 @@ from attnmt.translate.translator import Translator
 
 Body = TypeVar("Body", bound=BaseModel)
 
+# Refused by the guard (guard.py) before a route runs.
+AUTH_ERROR = {401: "no API key, or a wrong one, where the server has keys"}
+RATE_ERROR = {429: "over the server's --rate-limit: try again after Retry-After seconds"}
+HEADERS = {
+    401: {"WWW-Authenticate": "Bearer"},
+    429: {"Retry-After": "seconds until the next request is allowed"},
+}
+
 # The errors of the decoding routes, as the OpenAPI schema documents them.
 ERRORS = {
+    **AUTH_ERROR,
+    **RATE_ERROR,
     404: "an unknown model",
     413: "a text over max_chars, more than max_texts texts, or a body too big for them",
     422: "a body that is not UTF-8, JSON or the schema; an unknown or bad option",
@@ -40,11 +50,18 @@ ERRORS = {
 
 
 def documented(errors: dict[int, str]) -> dict[int | str, dict[str, Any]]:
-    """FastAPI's ``responses=`` for `errors` (status -> when): each a one-line detail."""
-    return {
-        status: {"model": ErrorResponse, "description": f"{when} (one line in detail)"}
-        for status, when in errors.items()
-    }
+    """FastAPI's ``responses=`` for `errors` (status -> when): each a one-line detail,
+    with the headers that come with it."""
+    documented: dict[int | str, dict[str, Any]] = {}
+    for status, when in errors.items():
+        documented[status] = {"model": ErrorResponse, "description": f"{when} (one line in detail)"}
+        headers = HEADERS.get(status, {})
+        if headers:
+            documented[status]["headers"] = {
+                name: {"description": text, "schema": {"type": "string"}}
+                for name, text in headers.items()
+            }
+    return documented
 
 
 def json_body(model: type[BaseModel]) -> dict[str, Any]:

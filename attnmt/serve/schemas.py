@@ -167,6 +167,8 @@ class ModelInfo(BaseModel):
     """A dialogue model's rerank settings (λ, γ, N), when it has a backward run."""
     context_turns: int | None = None
     """A dialogue model's previous turns read before the message; null for other models."""
+    loaded_at: str | None = None
+    """When the server loaded the model (ISO 8601, UTC); a reload (SIGHUP) renews it."""
 
 
 class ModelsResponse(BaseModel):
@@ -175,9 +177,11 @@ class ModelsResponse(BaseModel):
 
 
 class HealthResponse(BaseModel):
+    """Without a key, where the server has keys, only ``status``."""
+
     status: Literal["ok"]
-    models: dict[str, ModelInfo]
-    queued: dict[str, int]
+    models: dict[str, ModelInfo] | None = None
+    queued: dict[str, int] | None = None
 
 
 class ErrorResponse(BaseModel):

@@ -65,7 +65,11 @@ def test_page_static_files_and_docs(client: TestClient) -> None:
         assert script.status_code == 200 and "javascript" in script.headers["content-type"]
         modules += [m for m in re.findall(r'from "\./([\w.]+)"', script.text) if m not in seen]
     assert {"app.js", "common.js", "heatmap.js", "translate.js", "chat.js"} <= seen
-    assert client.get("/docs").status_code == 200
+    docs = client.get("/docs")  # the viewer's files from this server, never a CDN
+    assert docs.status_code == 200 and "/static/swagger/swagger-ui-bundle.js" in docs.text
+    assert "https://" not in docs.text and client.get("/redoc").status_code == 404
+    for asset in ("swagger-ui-bundle.js", "swagger-ui.css", "LICENSE"):
+        assert client.get(f"/static/swagger/{asset}").status_code == 200
     schema = client.get("/openapi.json").json()
     body = schema["paths"]["/translate"]["post"]["requestBody"]["content"]["application/json"]
     assert {"text", "beam", "n_best", "units"} <= set(body["schema"]["properties"])

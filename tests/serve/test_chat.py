@@ -170,7 +170,7 @@ def test_the_schema_declares_chat(client: TestClient) -> None:
         body["properties"]
     )
     assert body["required"] == ["message"]
-    assert set(post["responses"]) == {"200", "404", "413", "422", "503", "504"}
+    assert set(post["responses"]) == {"200", "401", "404", "413", "422", "429", "503", "504"}
     assert "not a dialogue model" in post["responses"]["422"]["description"]
     error = post["responses"]["422"]["content"]["application/json"]["schema"]["$ref"]
     assert error.endswith("/ErrorResponse")

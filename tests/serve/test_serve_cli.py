@@ -1,5 +1,6 @@
-"""`attnmt serve` on the command line: model names, limits, the warning for a public
-address, and a clean stop on SIGTERM that still answers the request in flight."""
+"""`attnmt serve` on the command line: model names, limits, a public address refused
+without keys (and the warning with --insecure), and a clean stop on SIGTERM that still
+answers the request in flight."""
 
 from __future__ import annotations
 
@@ -88,6 +89,10 @@ def test_the_registry_holds_a_responder_for_each_dialogue_model(
 def test_bad_limit_and_missing_run_are_one_line_errors(capsys, tmp_path: Path) -> None:
     assert main(["serve", "--model", str(tmp_path), "--max-batch", "0"]) == 2
     assert capsys.readouterr().err == "attnmt serve: error: max_batch must be at least 1 (got 0)\n"
+    assert main(["serve", "--model", str(tmp_path), "--rate-limit", "0"]) == 2
+    assert (
+        capsys.readouterr().err == "attnmt serve: error: --rate-limit must be at least 1 (got 0)\n"
+    )
     assert main(["serve", "--model", str(tmp_path / "nope")]) == 2
     assert "run directory not found" in capsys.readouterr().err
 
@@ -119,10 +124,27 @@ def wait_up(url: str, process: subprocess.Popen) -> None:
     raise AssertionError("the server did not start")
 
 
+def test_public_host_without_keys_is_refused_in_one_line(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("ATTNMT_API_KEYS", raising=False)
+    assert main(["serve", "--model", str(tmp_path / "nope"), "--host", "0.0.0.0"]) == 2
+    assert capsys.readouterr().err == (
+        "attnmt serve: error: --host 0.0.0.0 is reachable from other machines: give API keys "
+        "(--api-key-file or ATTNMT_API_KEYS) or --insecure to serve without any\n"
+    )
+    keys = tmp_path / "keys.txt"
+    keys.write_text("alice\n")  # a key too short to be one
+    assert main(["serve", "--model", str(tmp_path), "--api-key-file", str(keys)]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith(f"attnmt serve: error: {keys}, line 1: expected NAME:KEY or KEY")
+    assert err.count("\n") == 1
+
+
 def test_public_host_warns_and_sigterm_finishes_in_flight(tmp_path: Path) -> None:
     run_dir = make_run(tmp_path / "run")
     port = free_port()
-    process = start(run_dir, port, "--host", "0.0.0.0", "--max-wait-ms", "300")
+    process = start(run_dir, port, "--host", "0.0.0.0", "--max-wait-ms", "300", "--insecure")
     url = f"http://127.0.0.1:{port}"
     try:
         wait_up(url, process)

@@ -2,11 +2,12 @@
 // a Chat tab (chat.js), each showing where the model looked (heatmap.js). Plain JS
 // modules and SVG, no libraries and no build step.
 
-import { $, api, showError, showStatus } from "./common.js";
+import { $, api, apiKey, showError, showStatus } from "./common.js";
 import { setupChat, wireChat } from "./chat.js";
 import { setupTranslate, wireTranslate } from "./translate.js";
 
 const TABS = ["translate", "chat"];
+let loaded = false;  // the models are listed (once: a new key later needs no reload)
 
 // Show one tab (and say so in the address: #translate or #chat).
 function openTab(name, focus = false) {
@@ -34,10 +35,30 @@ function wireTabs() {
   });
 }
 
-async function main() {
-  wireTabs();
-  wireTranslate();
-  wireChat();
+// The key form: shown when the server answers 401 (no key, or a wrong one), it keeps the
+// key in this tab (common.js) and loads the models again.
+function wireKeyForm() {
+  const form = $("#key-form");
+  document.addEventListener("needs-key", (event) => {
+    $("#key-note").textContent = event.detail
+      ? "The server refused that API key. Enter another."
+      : "This server needs an API key.";
+    form.hidden = false;
+    $("#api-key").focus();
+  });
+  form.addEventListener("submit", (event) => {
+    event.preventDefault();
+    const key = $("#api-key").value.trim();
+    if (!key) return;
+    apiKey.set(key);
+    $("#api-key").value = "";
+    form.hidden = true;
+    showError("");
+    if (!loaded) loadModels();
+  });
+}
+
+async function loadModels() {
   let answer;
   try {
     answer = await api("/models");
@@ -45,11 +66,20 @@ async function main() {
     showError(`Could not list the models: ${error.message}`);
     return;
   }
+  loaded = true;
   setupTranslate(answer.models, answer.default);
   setupChat(answer.models);
   const asked = location.hash.slice(1);
   const first = answer.models.find((m) => m.name === answer.default);
   openTab(TABS.includes(asked) ? asked : first && first.task === "dialogue" ? "chat" : "translate");
+}
+
+function main() {
+  wireTabs();
+  wireTranslate();
+  wireChat();
+  wireKeyForm();
+  loadModels();
 }
 
 main();
