@@ -13,6 +13,11 @@ vocabularies of 8000 built from the Multi30k training text), its outputs capped 
 source length + 5 tokens (decode.max_len_ratio 1): the same work per sentence as a trained
 model with outputs about as long as their sources, without waiting for training. Every
 phase is bounded by --max-seconds; a phase cut short says so.
+
+The long runs (benchmarks/serve_soak.py), each instead of the comparison above:
+
+    python -m benchmarks.serve_load --soak 10        # 16 clients, a mix, 10 minutes
+    python -m benchmarks.serve_load --fairness 60    # a quiet key beside a noisy one
 """
 
 from __future__ import annotations
@@ -42,7 +47,7 @@ from attnmt.data.tokenize import WordTokenizer, save_tokenizers
 from attnmt.io.checkpoint import Checkpoint, CheckpointHeader, save_checkpoint
 from attnmt.models.build import build_model
 from attnmt.models.seq2seq import count_parameters
-from benchmarks import common
+from benchmarks import common, serve_soak
 
 DATA = common.ROOT.parent / "shared/data/multi30k"
 
@@ -82,11 +87,13 @@ def free_port() -> int:
 class Server:
     """`attnmt serve` in a child process (its own interpreter, like in production)."""
 
-    def __init__(self, model: Path, threads: int, extra: list[str]) -> None:
+    def __init__(
+        self, model: Path, threads: int, extra: list[str], env: dict[str, str] | None = None
+    ) -> None:
         self.port = free_port()
         command = [sys.executable, "-m", "attnmt.cli", "serve", "--model", str(model)]
         command += ["--port", str(self.port), "--threads", str(threads), *extra]
-        self.process = subprocess.Popen(command)
+        self.process = subprocess.Popen(command, env={**os.environ, **(env or {})})
         deadline = time.monotonic() + 120
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
@@ -175,6 +182,11 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=1, help="torch threads of the server")
     parser.add_argument("--max-seconds", type=float, default=240, help="bound on each phase")
     parser.add_argument("--no-record", action="store_true", help="do not append to BENCHMARKS.md")
+    parser.add_argument("--soak", type=float, metavar="MINUTES", help="run the soak instead")
+    parser.add_argument("--window", type=float, default=30, help="soak: seconds per record")
+    parser.add_argument(
+        "--fairness", type=float, metavar="SECONDS", help="run the fairness test instead"
+    )
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
@@ -186,6 +198,9 @@ def main() -> None:
             described = f"random, reference size ({parameters:,} parameters)"
         else:
             model, described = args.model, str(args.model)
+        if args.soak is not None or args.fairness is not None:
+            long_run(model, described, sentences, args, load_before)
+            return
         results = {}
         for name, extra in (("batched", []), ("one at a time", ["--max-batch", "1"])):
             server = Server(model, args.threads, extra)
@@ -223,6 +238,37 @@ def main() -> None:
         common.append(f"attnmt serve under load: {args.clients} clients", rows)
     else:
         print("\n".join(f"{a}: {b}" for a, b in rows))
+
+
+def long_run(
+    model: Path, described: str, sentences: list[str], args: argparse.Namespace, load: float
+) -> None:
+    """--soak or --fairness against one server; the rows recorded like the comparison's."""
+    keys = {"noisy": "noisy-key-0123456789", "quiet": "quiet-key-0123456789"}
+    env = {"ATTNMT_API_KEYS": ",".join(f"{n}:{k}" for n, k in keys.items())}
+    server = Server(model, args.threads, [], env if args.fairness is not None else None)
+    try:
+        if args.soak is not None:
+            records = serve_soak.soak(
+                server.port, server.process.pid, sentences, args.soak, args.clients, args.window
+            )
+            title = f"attnmt serve soak: {args.clients} clients, {args.soak:g} minutes"
+            rows = serve_soak.soak_rows(records, args.clients)
+            for error in [u for r in records[1:] for u in r["unexpected"]][:5]:
+                print(f"unexpected: {error}", file=sys.stderr)
+        else:
+            title = "attnmt serve fairness: a quiet key beside a noisy one"
+            rows, _ = serve_soak.fairness_rows(server.port, keys, sentences, args.fairness)
+    finally:
+        server.stop()
+    rows = [("model", described), *rows]
+    rows.append(
+        ("machine load average (1 min) before / after", f"{load:.2f} / {os.getloadavg()[0]:.2f}")
+    )
+    if args.no_record:
+        print("\n".join(f"{a}: {b}" for a, b in rows))
+    else:
+        common.append(title, rows)
 
 
 if __name__ == "__main__":
