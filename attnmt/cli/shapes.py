@@ -95,10 +95,11 @@ def shape_report(
 
 def _describe(config: ModelConfig) -> str:
     directions = "bidirectional" if config.bidirectional else "unidirectional"
+    per_direction = config.hidden_dim // (2 if config.bidirectional else 1)
     return (
         f"{config.rnn.upper()} encoder, {config.layers} layer(s), {directions}, "
-        f"embed_dim E={config.embed_dim}, hidden_dim H={config.hidden_dim}; "
-        f"decoder {config.decoder!r}"
+        f"embed_dim E={config.embed_dim}, hidden_dim {config.hidden_dim} "
+        f"(H={per_direction} per direction); decoder {config.decoder!r}"
     )
 
 
@@ -184,7 +185,7 @@ def _rnn_lines(encoder: RNNEncoder, batch: Batch) -> list[str]:
     lines += [
         "",
         "attnmt's encoder (models/rnn_encoder.py: RNNEncoder.forward):",
-        f"  memory       {_shape(encoded.memory)}  (B, S, H): h_j, one vector per source word",
+        f"  memory       {_shape(encoded.memory)}  (B, S, dirs·H): h_j, one vector per source word",
         f"  src_mask     {_shape(encoded.src_mask)}  (B, S) bool, True on real tokens",
         f"  memory = the padded RNN output above"
         f"{' put back in source order' if encoder.reverse_source else ''}: "
