@@ -165,9 +165,10 @@ def test_manifest_describes_the_graphs(exported: tuple[Path, Path]) -> None:
 
 @pytest.fixture(scope="module")
 def transformer(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """(run directory, export directory) of a Transformer run."""
     root = tmp_path_factory.mktemp("cli")
     run_dir = with_model(make_run(root / "run"), FAMILIES["transformer"])
-    return run_dir, root / "onnx"
+    return run_dir, export_onnx(run_dir, root / "onnx")
 
 
 def feed(monkeypatch: pytest.MonkeyPatch, lines: list[str]) -> None:
@@ -181,7 +182,8 @@ def test_cli_exports_and_translates_and_evaluates(
     monkeypatch: pytest.MonkeyPatch,
     capsys: pytest.CaptureFixture[str],
 ) -> None:
-    run_dir, onnx_dir = transformer
+    run_dir, _ = transformer
+    onnx_dir = tmp_path / "onnx"
     assert main(["export", str(run_dir), "--onnx", str(onnx_dir)]) == 0
     assert str(onnx_dir) in capsys.readouterr().out
     outputs = []
@@ -203,7 +205,25 @@ def test_cli_exports_and_translates_and_evaluates(
     assert scores[1]["ppl"] == pytest.approx(scores[0]["ppl"], rel=1e-4)  # teacher-forced too
     # exporting again replaces the export whole
     assert main(["export", str(run_dir), "--onnx", str(onnx_dir)]) == 0
-    assert sorted(p.name for p in onnx_dir.parent.iterdir() if p.name.startswith(".")) == []
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["onnx", "test.ref", "test.src"]
+
+
+def test_serve_answers_from_an_export(transformer: tuple[Path, Path]) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from attnmt.serve.app import create_app
+    from attnmt.serve.limits import Limits
+
+    run_dir, onnx_dir = transformer
+    translators = {"onnx": Translator.load(onnx_dir)}
+    expected = Translator.load(run_dir, device="cpu").translate(SENTENCES[:3], beam=2)
+    with TestClient(create_app(translators, Limits(max_wait_ms=20))) as client:
+        answer = client.post("/translate", json={"text": SENTENCES[:3], "beam": 2})
+    assert answer.status_code == 200
+    records = answer.json()["translations"]
+    assert [r["text"] for r in records] == [t.text for t in expected]
+    assert all(r["attention"] for r in records)
 
 
 def test_refusals_are_one_line(
