@@ -24,6 +24,8 @@ from attnmt.io.run import Run
 from attnmt.translate.chatbot import Responder
 from attnmt.translate.translator import Translator
 
+SCORES = ("bleu", "chrf", "exact", "ppl", "word_ppl")  # exact: the share equal to the reference
+
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", required=True, metavar="RUN_DIR", help="trained run directory")
@@ -101,7 +103,7 @@ def run(args: argparse.Namespace) -> int:
         evaluation = scores.pop("evaluation")
     else:
         evaluation = evaluate_split(run, split, options)
-        scores = {key: evaluation.scores[key] for key in ("bleu", "chrf", "ppl", "word_ppl")}
+        scores = {key: evaluation.scores[key] for key in SCORES}
     hypotheses = evaluation.hypotheses
     scores.update(sentences=len(hypotheses), beam=beam, sample=sample)
     if args.align:
@@ -117,7 +119,8 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(scores))
         return 0
     print(
-        f"BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}  perplexity {scores['ppl']:.2f}"
+        f"BLEU {scores['bleu']:.2f}  chrF {scores['chrf']:.2f}"
+        f"  exact {100 * scores['exact']:.1f}%  perplexity {scores['ppl']:.2f}"
         f"  per word {scores['word_ppl']:.2f}"
         f"  ({len(hypotheses)} sentences, {'sampling' if sample else f'beam {beam}'})"
     )
@@ -142,7 +145,7 @@ def _dialogue(
     responder = Responder(translator, reranker, rerank)
     corpus, sources, references = load_split(run, split)
     evaluation = evaluate_replies(responder, corpus, sources, references, options=options)
-    scores: dict[str, Any] = {k: evaluation.scores[k] for k in ("bleu", "chrf", "ppl", "word_ppl")}
+    scores: dict[str, Any] = {k: evaluation.scores[k] for k in SCORES}
     scores.update(dialogue_metrics(evaluation.hypotheses))
     if reranker is not None:
         scores.update(

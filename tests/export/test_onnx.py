@@ -200,8 +200,9 @@ def test_cli_exports_and_translates_and_evaluates(
         args = ["evaluate", "--model", str(model), "--src", str(src), "--ref", str(ref)]
         assert main([*args, "--beam", "2", "--json"]) == 0
         scores.append(json.loads(capsys.readouterr().out))
-    for key in ("bleu", "chrf"):
+    for key in ("bleu", "chrf", "exact"):
         assert scores[1][key] == pytest.approx(scores[0][key])
+    assert scores[1]["exact"] == pytest.approx(4 / 12)
     assert scores[1]["ppl"] == pytest.approx(scores[0]["ppl"], rel=1e-4)  # teacher-forced too
     # exporting again replaces the export whole
     assert main(["export", str(run_dir), "--onnx", str(onnx_dir)]) == 0
