@@ -27,6 +27,8 @@ def quickstart_config(run_dir: Path, minutes: float, overrides: Sequence[str] = 
     ``key=value`` of `overrides` applied over it. When they switch ``model.arch``, the
     preset's model keys of the other family are left out, so that the switch alone works."""
     sets = [(f"--set {text}", parse_override(text)) for text in overrides]
+    if any("run_dir" in tree for _, tree in sets):
+        raise UserError("--set run_dir: the quickstart's run directory is --run-dir DIR")
     data = run_dir / "data"
     split = lambda name: {"src": str(data / f"{name}.src"), "tgt": str(data / f"{name}.tgt")}  # noqa: E731
     preset: dict[str, Any] = {

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from attnmt.cli.quickstart import _check_same_settings, describe, quickstart_config
-from attnmt.config import RNN_KEYS, ConfigError, ModelConfig, save_config
+from attnmt.config import RNN_KEYS, ModelConfig, save_config
 from attnmt.errors import UserError
 
 
@@ -58,12 +58,13 @@ def test_switching_to_the_transformer_drops_the_preset_rnn_keys(tmp_path: Path) 
         ("model.bogus=1", "unknown key 'model.bogus'"),
         ("model.hidden_dim=abc", "model.hidden_dim"),
         ("model.attention.score=self", "model.arch: transformer"),
+        ("run_dir=elsewhere", "--run-dir DIR"),
     ],
 )
 def test_bad_set_is_one_line_before_anything_is_written(
     tmp_path: Path, override: str, fragment: str
 ) -> None:
-    with pytest.raises(ConfigError):
+    with pytest.raises(UserError):
         quickstart_config(tmp_path, 2.5, [override])
     result = run_quickstart("--run-dir", "run", "--set", override, cwd=tmp_path)
     assert result.returncode == 2
