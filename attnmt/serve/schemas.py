@@ -3,7 +3,8 @@
 The decoding options (:class:`DecodeRequest`, shared by both) mirror the ``decode``
 config keys (see ``attnmt config --keys``); an option left out keeps the model's own
 default. A key that is not listed here is refused with 422, naming it: a typo never
-silently does nothing.
+silently does nothing. Types are strict, as the OpenAPI schema says: ``"beam": "5"``,
+``"beam": 5.0`` or ``"attention": "true"`` are refused with 422, not converted.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ DECODE_KEYS = (
 class DecodeRequest(BaseModel):
     """The model to use and how to decode: the part every decoding request shares."""
 
-    model_config = ConfigDict(extra="forbid")
+    model_config = ConfigDict(extra="forbid", strict=True)
 
     model: str | None = None
     """A loaded model's name (GET /models); None: the first one."""
