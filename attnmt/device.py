@@ -88,6 +88,44 @@ def resolve_precision(
     return None
 
 
+PRECISIONS = ("auto", "fp32", "bf16")
+"""What ``--precision`` of translate, evaluate, serve and chat accepts."""
+
+
+def loading_precision(
+    precision: str,
+    device: torch.device,
+    configured: str,
+    recorded: Precision | None,
+    int8: bool = False,
+) -> torch.dtype | None:
+    """The autocast dtype of a loaded run: what ``--precision`` asks, through
+    :func:`resolve_precision`.
+
+    - `auto` keeps what the run was configured with (`configured`, its
+      ``train.precision``) and, for `auto` there, what training `recorded`: today's
+      behaviour, fp32 on a CPU without native bf16;
+    - `fp32` is plain fp32;
+    - `bf16` is bf16 autocast, refused in one line on a CPU without native bf16
+      (:func:`cpu_has_native_bf16`): there torch emulates bf16 matmuls, slower than fp32
+      and less exact, so it is never what a user who asks for speed wants;
+    - an `int8` model computes in fp32 (its weights are int8, its activations fp32):
+      `auto` and `fp32` give fp32, `bf16` is refused.
+    """
+    if precision not in PRECISIONS:
+        raise UserError(f"--precision {precision!r}: choose one of {', '.join(PRECISIONS)}")
+    if int8:
+        if precision == "bf16":
+            raise UserError("--precision bf16: an int8 model computes in fp32 (use auto or fp32)")
+        return None
+    if precision == "bf16" and device.type == "cpu" and not cpu_has_native_bf16():
+        raise UserError(
+            "--precision bf16: this CPU has no native bf16 (avx512_bf16 or amx_bf16), "
+            "where bf16 is emulated and slower than fp32 (use auto or fp32)"
+        )
+    return resolve_precision(configured if precision == "auto" else precision, device, recorded)
+
+
 def training_precision(
     precision: str,
     device: torch.device,

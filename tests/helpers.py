@@ -26,6 +26,7 @@ def make_run(
     task: str = "translation",
     context_turns: int = 0,
     turned: bool = False,
+    model: dict[str, Any] | None = None,
 ) -> Path:
     """A run directory holding a tiny random model with word tokenizers: what
     ``attnmt train`` leaves behind, without training. Large random weights make outputs
@@ -33,7 +34,8 @@ def make_run(
     data.task (a dialogue or backward dialogue run reads its pairs like a translation), and
     `context_turns` the turns a dialogue run reads before the message (with any, its
     source vocabulary holds the separator "|||" between them). `turned` turns the pairs
-    round: a backward run that reads what the other runs output."""
+    round: a backward run that reads what the other runs output. `model` adds keys to
+    its model section (arch, rnn, attention, ...)."""
     pairs = generate(200, seed=1)
     sources, targets = [p.source for p in pairs], [p.target for p in pairs]
     if turned:
@@ -44,7 +46,13 @@ def make_run(
     save_tokenizers(src_tok, tgt_tok, directory / "tokenizer")
     overrides: dict[str, Any] = {
         "run_dir": str(directory),
-        "model": {"embed_dim": 8, "hidden_dim": 16, "dropout": 0.0, "decoder": decoder},
+        "model": {
+            "embed_dim": 8,
+            "hidden_dim": 16,
+            "dropout": 0.0,
+            "decoder": decoder,
+            **(model or {}),
+        },
         "data": {
             "tokenizer": "word",
             "vocab_size": vocab_size,

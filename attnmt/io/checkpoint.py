@@ -8,6 +8,7 @@ A run directory is self-contained and can be moved:
       checkpoints/step-*.pt    the last `train.keep_last` training checkpoints (resumable)
       checkpoints/best.pt      the best model by `train.metric`
       checkpoints/averaged.pt  the mean of the last N step checkpoints (`attnmt average`)
+      checkpoints/int8.pt      an int8 copy of one of them (`attnmt export --int8`)
       metrics.jsonl            one JSON object per logged step or validation
 
 A checkpoint is a :class:`Checkpoint`: a typed :class:`CheckpointHeader` (what the
@@ -27,13 +28,14 @@ dicts only, so loading a file someone else made runs no pickled code.
 from __future__ import annotations
 
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import torch
-from torch import Tensor
+from torch import Tensor, nn
 
 from attnmt.config import Config, ConfigError
 from attnmt.data.tokenize import Tokenizer
@@ -42,12 +44,19 @@ from attnmt.errors import UserError
 from attnmt.files import atomic_write
 from attnmt.models.build import build_model
 from attnmt.models.interface import TrainableModel
+from attnmt.models.quantized import (
+    QUANTIZATION,
+    int8_state_dict,
+    load_int8_state_dict,
+    quantize_int8,
+)
 
 FORMAT = 2
 """The layout :func:`save_checkpoint` writes (1: the flat dict of earlier versions)."""
 STEP_PATTERN = re.compile(r"step-(\d+)\.pt$")
 AVERAGED = "averaged.pt"  # what `attnmt average` writes into run_dir/checkpoints
-WHICH = ("best", "last", "averaged")  # the checkpoints a run directory names
+INT8 = "int8.pt"  # what `attnmt export --int8` writes into run_dir/checkpoints
+WHICH = ("best", "last", "averaged", "int8")  # the checkpoints a run directory names
 TRAINING_KEYS = ("optimizer", "schedule", "sampler", "progress", "rng")
 
 
@@ -64,6 +73,7 @@ class CheckpointHeader:
     tgt_tokenizer: str | None = None  # None: not recorded (format 1)
     dev: dict[str, float] = field(default_factory=dict)  # the last validation's scores
     averaged_steps: tuple[int, ...] = ()  # the steps `attnmt average` averaged; () if none
+    quantization: str | None = None  # "int8-dynamic": an int8 copy (models/quantized.py)
     format: int = FORMAT  # the layout the file was read from
 
     @property
@@ -159,7 +169,9 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
     if not path.is_file():
         raise UserError(f"checkpoint not found: {path}")
     try:
-        payload = torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():  # torch's own reader of int8 (quantised) tensors
+            warnings.filterwarnings("ignore", "TypedStorage is deprecated")
+            payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated or not a checkpoint at all
         raise UserError(
             f"{path}: not a readable attnmt checkpoint ({type(exc).__name__})"
@@ -231,19 +243,19 @@ def step_checkpoints(run_dir: Path) -> list[Path]:
 
 
 def find_model_checkpoint(run_dir: Path, which: str = "best") -> Path:
-    """`best`, `last`, `averaged` (written by ``attnmt average``) or a path; falls back
-    from best to the newest step checkpoint."""
+    """`best`, `last`, `averaged` (written by ``attnmt average``), `int8` (written by
+    ``attnmt export --int8``) or a path; falls back from best to the newest step
+    checkpoint."""
     if not run_dir.is_dir():
         raise UserError(f"run directory not found: {run_dir}")
     if which not in WHICH:
         return Path(which)
-    if which == "averaged":
-        averaged = run_dir / "checkpoints" / AVERAGED
-        if not averaged.is_file():
-            raise UserError(
-                f"{run_dir}: no averaged checkpoint; make one with: attnmt average {run_dir}"
-            )
-        return averaged
+    made_by = {"averaged": (AVERAGED, "attnmt average"), "int8": (INT8, "attnmt export --int8")}
+    if which in made_by:
+        name, command = made_by[which]
+        if not (run_dir / "checkpoints" / name).is_file():
+            raise UserError(f"{run_dir}: no {which} checkpoint; make one with: {command} {run_dir}")
+        return run_dir / "checkpoints" / name
     best = run_dir / "checkpoints" / "best.pt"
     steps = step_checkpoints(run_dir)
     if which == "best" and best.is_file():
@@ -323,13 +335,31 @@ def _float64_copy(value: Tensor) -> Tensor:
 def model_from_checkpoint(
     checkpoint: Checkpoint, device: str | torch.device = "cpu"
 ) -> TrainableModel:
-    """Rebuild the model a checkpoint describes (in eval mode) and load its weights."""
+    """Rebuild the model a checkpoint describes (in eval mode) and load its weights; an
+    int8 checkpoint's model is quantised first and runs on the CPU only."""
     header = checkpoint.header
     model = build_model(header.config.model, header.src_vocab_size, header.tgt_vocab_size)
-    model.load_state_dict(checkpoint.model)
+    if header.quantization is None:
+        model.load_state_dict(checkpoint.model)
+    elif header.quantization == QUANTIZATION:
+        if torch.device(device).type != "cpu":
+            raise UserError(f"int8 models run on the CPU only (got device {device})")
+        load_int8_state_dict(cast(nn.Module, quantize_int8(model)), checkpoint.model)
+    else:
+        raise UserError(f"unknown quantization {header.quantization!r} in the checkpoint")
     model.to(device)
     model.train(False)
     return model
+
+
+def int8_checkpoint(checkpoint: Checkpoint) -> Checkpoint:
+    """An int8 copy of a model checkpoint (:func:`attnmt.models.quantized.quantize_int8`):
+    the same header, marked quantised, and no training state."""
+    if checkpoint.header.quantization is not None:
+        raise UserError("the checkpoint is int8 already; export from best, last or averaged")
+    model = quantize_int8(model_from_checkpoint(checkpoint))
+    header = replace(checkpoint.header, quantization=QUANTIZATION)
+    return Checkpoint(header, int8_state_dict(cast(nn.Module, model)))
 
 
 def load_model(

@@ -16,7 +16,7 @@ import torch
 
 from attnmt.config import Config
 from attnmt.data.tokenize import Tokenizer, load_tokenizers
-from attnmt.device import resolve_device, resolve_precision
+from attnmt.device import loading_precision, resolve_device
 from attnmt.errors import UserError
 from attnmt.io.checkpoint import find_model_checkpoint, load_checkpoint, model_from_checkpoint
 from attnmt.models.interface import Seq2SeqModel
@@ -36,22 +36,33 @@ class Run:
     dtype: torch.dtype | None  # the autocast dtype for inference (None: fp32)
 
     @classmethod
-    def load(cls, run_dir: str | Path, which: str = "best", device: str = "auto") -> Run:
-        """Load `run_dir`'s `which` checkpoint (best, last, averaged or a path) onto
+    def load(
+        cls,
+        run_dir: str | Path,
+        which: str = "best",
+        device: str = "auto",
+        precision: str = "auto",
+    ) -> Run:
+        """Load `run_dir`'s `which` checkpoint (best, last, averaged, int8 or a path) onto
         `device`, with the tokenizers it was trained with, in the precision
-        :func:`attnmt.device.resolve_precision` chooses from what training recorded.
+        :func:`attnmt.device.loading_precision` chooses: `auto` goes by what training
+        recorded, `fp32` and `bf16` are taken as asked. An int8 checkpoint (``attnmt
+        export --int8``) runs on the CPU, in fp32 activations; `auto` picks the CPU.
         An ONNX export directory (``attnmt export --onnx``) loads through
         :meth:`of_export`."""
         if is_onnx_export(run_dir):
-            return cls.of_export(Path(run_dir), which, device)
-        resolved = resolve_device(device)
+            return cls.of_export(Path(run_dir), which, device, precision)
         checkpoint = load_checkpoint(find_model_checkpoint(Path(run_dir), which))
         header = checkpoint.header
+        int8 = header.quantization is not None
+        resolved = resolve_device("cpu" if int8 and device == "auto" else device)
+        dtype = loading_precision(
+            precision, resolved, header.config.train.precision, header.precision, int8
+        )
         model = model_from_checkpoint(checkpoint, resolved)
         tokenizer_dir = Path(run_dir) / "tokenizer"
         src_tok, tgt_tok = load_tokenizers(tokenizer_dir)
         header.check_tokenizers(src_tok, tgt_tok, tokenizer_dir)
-        dtype = resolve_precision(header.config.train.precision, resolved, header.precision)
         return cls(Path(run_dir), model, header.config, src_tok, tgt_tok, resolved, dtype)
 
     @classmethod
