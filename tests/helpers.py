@@ -35,7 +35,8 @@ def make_run(
     `context_turns` the turns a dialogue run reads before the message (with any, its
     source vocabulary holds the separator "|||" between them). `turned` turns the pairs
     round: a backward run that reads what the other runs output. `model` adds keys to
-    its model section (arch, rnn, attention, ...)."""
+    its model section (arch, rnn, attention, ...); None removes one (a Transformer has
+    no decoder or hidden_dim)."""
     pairs = generate(200, seed=1)
     sources, targets = [p.source for p in pairs], [p.target for p in pairs]
     if turned:
@@ -47,11 +48,15 @@ def make_run(
     overrides: dict[str, Any] = {
         "run_dir": str(directory),
         "model": {
-            "embed_dim": 8,
-            "hidden_dim": 16,
-            "dropout": 0.0,
-            "decoder": decoder,
-            **(model or {}),
+            key: value
+            for key, value in {
+                "embed_dim": 8,
+                "hidden_dim": 16,
+                "dropout": 0.0,
+                "decoder": decoder,
+                **(model or {}),
+            }.items()
+            if value is not None
         },
         "data": {
             "tokenizer": "word",

@@ -12,6 +12,7 @@ from pathlib import Path
 from typing import Any
 
 from attnmt.cli.chat import add_rerank_arguments, load_reranking
+from attnmt.cli.translate import add_checkpoint_arguments
 from attnmt.config import DecodeOptions, SplitPaths, decode_options
 from attnmt.data.text import read_lines
 from attnmt.errors import UserError
@@ -82,15 +83,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--output", help="also write the translations to this file")
     parser.add_argument("--json", action="store_true", help="print the scores as JSON")
     parser.add_argument("--device", default="auto", help="auto, cpu, cuda or mps")
-    parser.add_argument(
-        "--which",
-        default="best",
-        help="checkpoint: best, last, averaged (attnmt average) or a path (default: best)",
-    )
+    add_checkpoint_arguments(parser)
 
 
 def run(args: argparse.Namespace) -> int:
-    run = Run.load(args.model, which=args.which, device=args.device)
+    run = Run.load(args.model, which=args.which, device=args.device, precision=args.precision)
     split = SplitPaths(src=args.src, tgt=args.ref)
     overrides = {"beam": args.beam, "sample": args.sample, "seed": args.seed}
     options = decode_options(run.config.decode, overrides)

@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 
 import torch
 
+from attnmt.cli.translate import add_checkpoint_arguments
 from attnmt.errors import UserError
 from attnmt.io.checkpoint import find_model_checkpoint
 from attnmt.serve.auth import ENV, ApiKeys
@@ -67,7 +68,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="address to bind (default: loopback)")
     parser.add_argument("--port", type=int, default=8000, help="port (default: 8000)")
-    parser.add_argument("--which", default="best", help="checkpoint: best or last")
+    add_checkpoint_arguments(parser)
     parser.add_argument("--device", default="auto", metavar="D", help="auto, cpu, cuda or mps")
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
     access = parser.add_argument_group("access")
@@ -246,7 +247,9 @@ def run(args: argparse.Namespace) -> int:
     run_dirs = parse_models(args.model)
     backward_runs = parse_rerank(args.rerank, run_dirs)
     translators = {
-        name: Translator.load(run_dir, device=args.device, which=args.which)
+        name: Translator.load(
+            run_dir, device=args.device, which=args.which, precision=args.precision
+        )
         for name, run_dir in run_dirs.items()
     }
     responders = responders_of(translators, backward_runs, args.device)

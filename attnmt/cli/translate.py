@@ -11,6 +11,7 @@ from typing import BinaryIO
 import torch
 
 from attnmt.config import DecodeOptions
+from attnmt.device import PRECISIONS
 from attnmt.errors import UserError
 from attnmt.files import atomic_write
 from attnmt.translate.schema import UNITS, Translation, formatter
@@ -48,11 +49,7 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="RUN_DIR",
         help="more run directories to average with --model (same tokenizers required)",
     )
-    parser.add_argument(
-        "--which",
-        default="best",
-        help="checkpoint: best, last, averaged (attnmt average) or a path",
-    )
+    add_checkpoint_arguments(parser)
     parser.add_argument(
         "--beam", type=int, metavar="K", help="beam size; 1 is greedy (default: decode.beam)"
     )
@@ -87,6 +84,24 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--threads", type=int, metavar="N", help="CPU threads for torch")
 
 
+def add_checkpoint_arguments(parser: argparse.ArgumentParser) -> None:
+    """--which and --precision: which weights of a run, computed how (translate, chat,
+    evaluate, serve)."""
+    parser.add_argument(
+        "--which",
+        default="best",
+        help="checkpoint: best, last, averaged (attnmt average), int8 (attnmt export "
+        "--int8) or a path",
+    )
+    parser.add_argument(
+        "--precision",
+        choices=PRECISIONS,
+        default="auto",
+        help="auto (as the run trained: fp32 on CPUs without native bf16), fp32, or bf16 "
+        "autocast (refused on a CPU without native bf16); int8 models compute in fp32",
+    )
+
+
 def decode_options(args: argparse.Namespace, translator: Translator) -> DecodeOptions:
     """The one DecodeOptions of this command: the run's ``decode`` settings with the
     options given on the command line (those not given keep the run's value)."""
@@ -112,7 +127,11 @@ def load_translator(args: argparse.Namespace) -> tuple[Translator, DecodeOptions
             raise UserError(f"--threads must be at least 1 (got {args.threads})")
         torch.set_num_threads(args.threads)
     translator = Translator.load(
-        args.model, ensemble=args.ensemble, device=args.device, which=args.which
+        args.model,
+        ensemble=args.ensemble,
+        device=args.device,
+        which=args.which,
+        precision=args.precision,
     )
     return translator, decode_options(args, translator)
 

@@ -249,6 +249,7 @@ class Chatbot:
         *,
         device: str = "auto",
         which: str = "best",
+        precision: str = "auto",
         context: int | None = None,
         separator: str = SEPARATOR,
         reranker: str | Path | Run | Reranker | None = None,
@@ -261,11 +262,14 @@ class Chatbot:
         to rerank with (a directory, a loaded Run or a :class:`Reranker`). `mmi_weight`
         (λ), `length_bonus` (γ) and `candidates` (N) override the run's ``rerank``
         section; `overrides` are ``decode`` keys (beam, sample, top_p, seed, ...) over
-        its ``decode`` section. All are checked now rather than at the first reply."""
+        its ``decode`` section. `which` and `precision` pick the weights and how they
+        compute, as in :meth:`Translator.load`. All are checked now rather than at the
+        first reply."""
         if isinstance(run, Run):
             translator, name = Translator.from_run(run), str(run.run_dir)
         else:
-            translator, name = Translator.load(run, device=device, which=which), str(run)
+            translator = Translator.load(run, device=device, which=which, precision=precision)
+            name = str(run)
         check_dialogue(translator, name)
         given = {"mmi_weight": mmi_weight, "length_bonus": length_bonus, "candidates": candidates}
         if reranker is None and any(value is not None for value in given.values()):

@@ -90,6 +90,7 @@ class Translator:
         ensemble: Sequence[str | Path] = (),
         device: str = "auto",
         which: str = "best",
+        precision: str = "auto",
     ) -> Translator:
         """Load a trained run directory: its model, tokenizers and ``decode`` settings.
 
@@ -100,16 +101,18 @@ class Translator:
                 identical.
                 Decoding settings and precision come from `run_dir`.
             device: ``auto``, ``cpu``, ``cuda``, ``mps``, ...
-            which: ``best``, ``last``, ``averaged`` (of every run) or a checkpoint path
-                (no ensemble).
+            which: ``best``, ``last``, ``averaged``, ``int8`` (``attnmt export --int8``;
+                of every run) or a checkpoint path (no ensemble).
+            precision: ``auto`` (what training recorded), ``fp32`` or ``bf16``
+                (:func:`attnmt.device.loading_precision`).
         """
         if ensemble and which not in WHICH:
             raise UserError(f"a checkpoint path ({which}) cannot name every ensemble member")
-        run = Run.load(run_dir, which, device)
+        run = Run.load(run_dir, which, device, precision)
         members: list[Seq2SeqModel] = [run.model]
         for other in ensemble:
             _check_same_tokenizers(run_dir, (run.src_tok, run.tgt_tok), other)
-            members.append(Run.load(other, which, device).model)
+            members.append(Run.load(other, which, device, precision).model)
         return cls(_combine(members), run.src_tok, run.tgt_tok, run.config, run.device, run.dtype)
 
     @classmethod
