@@ -187,7 +187,9 @@ def reloader_of(
     from attnmt.serve.reload import Reloader
 
     def load(name: str) -> tuple[Translator, Responder | None]:
-        translator = Translator.load(run_dirs[name], device=args.device, which=args.which)
+        translator = Translator.load(
+            run_dirs[name], device=args.device, which=args.which, precision=args.precision
+        )
         backward = {name: backward_runs[name]} if name in backward_runs else {}
         return translator, responders_of({name: translator}, backward, args.device).get(name)
 
