@@ -227,7 +227,14 @@ class OnnxModel:
     def encode(self, src: Tensor, src_lengths: Tensor) -> OnnxMemory:
         """Run encoder.onnx on src (B, S) and src_lengths (B,)."""
         feeds = {"src": _array(src.long()), "src_lengths": _array(src_lengths.long())}
-        names = [spec.name for spec in self.manifest.memory]
+        # only what the step reads, the first state and the mask: beams select fewer rows
+        names = [
+            spec.name
+            for spec in self.manifest.memory
+            if spec.name in self._step_inputs
+            or spec.name.startswith(STATE)
+            or spec.name == MEMORY + "src_mask"
+        ]
         outputs = self.encoder.run(names, feeds)
         tensors = {
             name: torch.from_numpy(value) for name, value in zip(names, outputs, strict=True)
