@@ -171,6 +171,7 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> Che
     try:
         with warnings.catch_warnings():  # torch's own reader of int8 (quantised) tensors
             warnings.filterwarnings("ignore", "TypedStorage is deprecated")
+            warnings.filterwarnings("ignore", ".*quantized tensor creation functions")
             payload = torch.load(path, map_location=map_location, weights_only=True)
     except Exception as exc:  # corrupt, truncated or not a checkpoint at all
         raise UserError(

@@ -36,7 +36,9 @@ What stays fp32, and why:
 The route is ``torch.ao.quantization.quantize_dynamic``, which torch marks deprecated in
 favour of torchao; torchao's CPU int8 (``Int8DynamicActivationInt8WeightConfig``)
 measured far slower than fbgemm's kernels on this CPU and quantises no RNN, so attnmt
-keeps the fbgemm modules, which torch 2.13 still ships (see docs/deploying.md).
+keeps the fbgemm modules, which torch 2.13 still ships (see docs/deploying.md). torch
+also warns that its quantised dtypes will go in a future release; attnmt pins torch, and
+silences these two warnings where it quantises and loads.
 
 int8 weights are CPU-only: an int8 model decodes on the CPU, in fp32 activations.
 
@@ -163,7 +165,9 @@ def int8_state_dict(model: nn.Module) -> dict[str, Any]:
     with ``torch.load(weights_only=True)``: each quantised GRU/LSTM's packed weights are
     replaced by its quantised weights and fp32 biases under ``RNN_WEIGHT_KEY``."""
     recurrent = _recurrent(model)
-    state = {k: _owned(v) for k, v in model.state_dict().items() if not _packed(k, recurrent)}
+    with warnings.catch_warnings():  # torch's deprecation of quantised dtypes (docstring)
+        warnings.simplefilter("ignore")
+        state = {k: _owned(v) for k, v in model.state_dict().items() if not _packed(k, recurrent)}
     for name, module in recurrent.items():
         parts = module._weight_bias()  # {"weight": {...}, "bias": {...}}
         for kind in ("weight", "bias"):
