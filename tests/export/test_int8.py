@@ -18,7 +18,7 @@ from attnmt.errors import UserError
 from attnmt.export.int8 import export_int8
 from attnmt.io.checkpoint import INT8, load_checkpoint
 from attnmt.io.run import Run
-from attnmt.models.quantized import QUANTIZATION, quantize_int8
+from attnmt.models.quantized import QUANTIZATION, ContiguousLookup, quantize_int8
 from attnmt.translate.translator import Translator
 
 RNN_SIZES = {"embed_dim": 32, "hidden_dim": 64}  # large enough that weights outweigh the header
@@ -139,3 +139,34 @@ def test_an_int8_checkpoint_is_not_exported_again(tmp_path: Path) -> None:
     run_dir = exported_run(tmp_path / "run", "none")
     with pytest.raises(UserError, match="int8 already"):
         export_int8(run_dir, str(run_dir / "checkpoints" / INT8))
+
+
+def test_serve_answers_from_the_int8_model_as_its_translator_does(tmp_path: Path) -> None:
+    pytest.importorskip("fastapi")
+    from fastapi.testclient import TestClient
+
+    from attnmt.serve.app import create_app
+    from attnmt.serve.limits import Limits
+
+    translator = Translator.load(exported_run(tmp_path / "run", "bahdanau"), which="int8")
+    limits = Limits(max_chars=300, max_texts=8, max_wait_ms=20, max_beam=8, timeout_s=20)
+    with TestClient(create_app({"int8": translator}, limits)) as client:
+        answer = client.post("/translate", json={"text": SENTENCES[0], "beam": 3})
+    assert answer.status_code == 200
+    (record,) = answer.json()["translations"]
+    expected = translator.translate(SENTENCES[0], beam=3)
+    assert record["text"] == expected.text
+    assert len(record["attention"]) == len(expected.tokens) + 1
+
+
+def test_a_dialogue_run_chats_in_int8(tmp_path: Path) -> None:
+    from attnmt.translate.chatbot import Chatbot
+
+    run_dir = make_run(tmp_path / "run", task="dialogue", context_turns=1, model=RNN_SIZES)
+    export_int8(run_dir)
+    bot = Chatbot.load(run_dir, which="int8", precision="fp32", beam=2, sample=False)
+    model = bot.translator.model
+    assert any(isinstance(module, ContiguousLookup) for module in model.modules())
+    first, second = bot.reply(SENTENCES[0]), bot.reply(SENTENCES[1])
+    assert isinstance(first, str) and isinstance(second, str) and bot.last is not None
+    assert bot.last.text == second and bot.last.attention is not None
