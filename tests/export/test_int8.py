@@ -27,6 +27,13 @@ FAMILIES = {
     "luong-lstm": {**RNN_SIZES, "decoder": "luong", "rnn": "lstm", "attention": {"score": "dot"}},
     "none": {**RNN_SIZES, "decoder": "none"},
     "transformer": {"arch": "transformer", "decoder": None, "hidden_dim": None, "embed_dim": 32},
+    "transformer-tied": {  # two int8 copies of the one fp32 matrix
+        "arch": "transformer",
+        "decoder": None,
+        "hidden_dim": None,
+        "embed_dim": 32,
+        "tie_embeddings": True,
+    },
 }
 
 
