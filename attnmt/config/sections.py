@@ -330,6 +330,14 @@ class TrainConfig(_Section):
     A corpus of at most 10,000 pairs is tokenized in the main process."""
 
 
+INT32_MAX = 2**31 - 1
+"""The largest count or length a decoding option may hold: it must fit the int tensors
+search builds from it (a larger one, e.g. a min_len of 2**64 sent to the server, was a
+500 before; the server's own limits, such as --max-beam, are far smaller)."""
+RATIO_MAX = 1e6
+"""The largest length ratio: beyond it every bound is the absolute one anyway."""
+
+
 class DecodeOptions(_Section):
     """How to decode: the one typed object that travels unchanged from the edge (the CLI,
     the Python API, the chatbot, evaluation, compare, the server) to search. A run's
@@ -338,25 +346,25 @@ class DecodeOptions(_Section):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    beam: int = Field(5, ge=1)
+    beam: int = Field(5, ge=1, le=INT32_MAX)
     """Beam size; 1 is greedy search."""
-    n_best: int = Field(1, ge=1)
+    n_best: int = Field(1, ge=1, le=INT32_MAX)
     """Hypotheses returned per input (at most beam)."""
     alpha: float = Field(0.6, ge=0)
     """GNMT length penalty lp(Y) = ((5 + |Y|) / 6)^alpha; 0 disables it."""
     beta: float = Field(0.0, ge=0)
     """GNMT coverage penalty weight; 0 disables it."""
-    min_len: int = Field(1, ge=0)
+    min_len: int = Field(1, ge=0, le=INT32_MAX)
     """Shortest output in tokens (EOS is blocked before)."""
-    min_len_ratio: float = Field(0.0, ge=0)
+    min_len_ratio: float = Field(0.0, ge=0, le=RATIO_MAX)
     """Shortest output as a multiple of the source length."""
-    max_len: int = Field(200, ge=1)
+    max_len: int = Field(200, ge=1, le=INT32_MAX)
     """Longest output in tokens."""
-    max_len_ratio: float = Field(2.0, gt=0)
+    max_len_ratio: float = Field(2.0, gt=0, le=RATIO_MAX)
     """Longest output as a multiple of the source length (plus 5 tokens)."""
-    no_repeat_ngram: int = Field(0, ge=0)
+    no_repeat_ngram: int = Field(0, ge=0, le=INT32_MAX)
     """Block any n-gram of this size from repeating; 0 disables it."""
-    batch_tokens: int = Field(4000, ge=1)
+    batch_tokens: int = Field(4000, ge=1, le=INT32_MAX)
     """Source-token budget of a decoding batch, counted once per row (the beam, or the
     n_best samples): at beam 5 a batch holds about batch_tokens / 5 source tokens. Small
     enough to keep peak memory down, large enough to keep the speed (BENCHMARKS.md,
@@ -365,11 +373,11 @@ class DecodeOptions(_Section):
     """Sample instead of searching."""
     temperature: float = Field(1.0, gt=0)
     """Sampling temperature."""
-    top_k: int = Field(0, ge=0)
+    top_k: int = Field(0, ge=0, le=INT32_MAX)
     """Sample from the k most likely tokens; 0 means all."""
     top_p: float = Field(1.0, gt=0, le=1)
     """Nucleus sampling: the smallest set with this much probability."""
-    seed: int | None = None
+    seed: int | None = Field(None, ge=0, le=INT32_MAX)
     """Seeds sampling, so that the same call draws the same outputs; None: torch's global
     random state."""
     allow_unk: bool = True

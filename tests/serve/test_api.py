@@ -146,6 +146,9 @@ def test_seeded_sampling_is_reproducible(client: TestClient) -> None:
         ({"text": "a", "beam": 2, "n_best": 3}, 422, "n_best (3) must be at most beam (2)"),
         ({"text": "a", "beam": 10000}, 422, "beam/n_best 10000 is over the limit 8"),
         ({"text": "a", "max_len": 100000}, 422, "max_len 100000 is over the limit 256"),
+        # found by the fuzzer: an int beyond int64 was a 500 in search's length rules
+        ({"text": "a", "min_len": 2**64}, 422, "decode.min_len: Input should be less"),
+        ({"text": "a", "seed": -1}, 422, "decode.seed: Input should be greater than or equal to 0"),
         ({"text": 5}, 422, "text"),
         ({}, 422, "text: Field required"),
         ({"text": "x" * 301}, 413, "text 1 has 301 characters; at most 300"),
