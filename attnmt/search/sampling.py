@@ -71,13 +71,48 @@ def top_p_filter(logits: Tensor, p: float) -> Tensor:
     return logits.masked_fill(drop, NEG_INF)
 
 
+NUCLEUS_CANDIDATES = 256
+"""How many of a row's most likely tokens :func:`nucleus` looks among first (one top-k
+instead of a sort of the whole vocabulary)."""
+
+
+def nucleus(logits: Tensor, p: float) -> tuple[Tensor, Tensor, Tensor]:
+    """The top-p nucleus of every row of `logits` (R, V) that lies within its
+    NUCLEUS_CANDIDATES most likely tokens: (kept logits (R, K), -inf where cut; their
+    token ids (R, K); found (R,), False for a row whose nucleus reaches past the K
+    candidates (their mass is below p): only a sort of the whole row finds that one).
+    For the found rows, the same tokens with the same probabilities as
+    :func:`top_p_filter` (up to the rounding of the cumulative sums).
+
+    A sort of (R, V) costs several times the output layer's matmul on a CPU; a top-k of
+    K columns and a draw over them cost a fraction of it (BENCHMARKS.md, "Chitchat,
+    part 3")."""
+    k = min(NUCLEUS_CANDIDATES, logits.size(-1))
+    values, ids = logits.topk(k, dim=-1)  # (R, K), most likely first
+    probs = (values - logits.logsumexp(dim=-1, keepdim=True)).exp()  # p(token), (R, K)
+    total = probs.cumsum(dim=-1)
+    above = total - probs  # mass of the tokens ranked higher, as top_p_filter computes it
+    return values.masked_fill(above >= p, NEG_INF), ids, total[:, -1] >= p
+
+
 def _sampler(
     temperature: float, top_k: int, top_p: float, generator: torch.Generator | None
 ) -> Callable[[Tensor], Tensor]:
+    def draw_all(logits: Tensor) -> Tensor:  # (R, V) -> (R,)
+        logits = top_p_filter(top_k_filter(logits, top_k), top_p)
+        return torch.multinomial(logits.softmax(dim=-1), 1, generator=generator).squeeze(1)
+
     def draw(log_probs: Tensor) -> Tensor:
-        logits = top_p_filter(top_k_filter(log_probs / temperature, top_k), top_p)  # (R, V)
-        probs = logits.softmax(dim=-1)
-        return torch.multinomial(probs, 1, generator=generator).squeeze(1)  # (R,)
+        logits = log_probs / temperature  # (R, V)
+        if top_k > 0 or top_p >= 1.0:
+            return draw_all(logits)
+        kept, ids, found = nucleus(logits, top_p)
+        pick = torch.multinomial(kept.softmax(dim=-1), 1, generator=generator)  # (R, 1)
+        tokens = ids.gather(1, pick).squeeze(1)  # (R,)
+        if not bool(found.all()):  # rows with a wide nucleus: sort them whole
+            rest = (~found).nonzero().squeeze(1)
+            tokens[rest] = draw_all(logits[rest])
+        return tokens
 
     return draw
 

@@ -18,9 +18,17 @@ from attnmt.models.ensemble import Ensemble
 from attnmt.models.seq2seq import Seq2Seq
 from attnmt.search.beam import beam_search, keep_best
 from attnmt.search.decode import decode, length_batches
-from attnmt.search.ranking import Hypothesis, coverage_penalty, length_penalty
+from attnmt.search.ranking import NEG_INF, Hypothesis, coverage_penalty, length_penalty
 from attnmt.search.rules import length_bounds, repeated_ngrams
-from attnmt.search.sampling import greedy, sample, top_k_filter, top_p_filter
+from attnmt.search.sampling import (
+    NUCLEUS_CANDIDATES,
+    _sampler,
+    greedy,
+    nucleus,
+    sample,
+    top_k_filter,
+    top_p_filter,
+)
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID, UNK_ID
 
 SRC_VOCAB, TGT_VOCAB = 11, 13
@@ -516,6 +524,38 @@ def test_filters_keep_what_they_promise() -> None:
             assert float(mass.sum() - mass.min()) < p  # ... and is the smallest that does
             dropped = probs[row][~keep[row]]
             assert dropped.numel() == 0 or float(mass.min()) >= float(dropped.max())
+
+
+def test_the_nucleus_fast_path_is_the_full_sorts_nucleus() -> None:
+    """nucleus() finds, among its top-k candidates, the same tokens with the same
+    probabilities as top_p_filter's sort of the whole row, and marks exactly the rows
+    whose nucleus reaches past the candidates. Logits from peaked to flat."""
+    g = torch.Generator().manual_seed(0)
+    vocab = 2 * NUCLEUS_CANDIDATES
+    for scale in (8.0, 3.0, 1.0):
+        logits = scale * torch.randn(6, vocab, generator=g)
+        for p in (0.5, 0.9):
+            full = top_p_filter(logits, p)
+            kept, ids, found = nucleus(logits, p)
+            mass = logits.softmax(-1).topk(NUCLEUS_CANDIDATES).values.sum(-1)
+            assert torch.equal(found, mass >= p), (scale, p)
+            fast = torch.full_like(logits, NEG_INF).scatter(1, ids, kept)[found]
+            assert torch.equal(torch.isfinite(fast), torch.isfinite(full[found]))
+            torch.testing.assert_close(fast.softmax(-1), full[found].softmax(-1))
+
+
+def test_sampling_through_the_nucleus_draws_only_from_it() -> None:
+    """The sampler's fast path draws every token from the nucleus, and over many draws
+    each kept token about as often as its renormalised probability says."""
+    draw = _sampler(1.0, 0, 0.8, torch.Generator().manual_seed(2))
+    for scale in (2.0, 0.3):  # a nucleus within the candidates, and one wider
+        logits = scale * torch.randn(1, 1000, generator=torch.Generator().manual_seed(1))
+        assert bool(nucleus(logits, 0.8)[2]) == (scale == 2.0)
+        tokens = draw(logits.expand(4000, -1))
+        expected = top_p_filter(logits, 0.8).softmax(-1)[0]
+        assert bool((expected[tokens] > 0).all())
+        counts = torch.bincount(tokens, minlength=1000).float() / len(tokens)
+        assert float((counts - expected).abs().max()) < 0.03
 
 
 # ---------------------------------------------------------------------------
