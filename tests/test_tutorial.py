@@ -108,8 +108,10 @@ def test_both_languages_have_the_same_chapters_commands_code_and_pictures() -> N
 
 @pytest.mark.parametrize("language", sorted(LANGUAGES))
 def test_every_command_parses_with_the_real_cli(language: str) -> None:
-    commands = TUTORIALS[language].commands
-    assert len(commands) >= 20
+    tutorial = TUTORIALS[language]
+    inline = re.findall(r"`(attnmt [^`]* --[^`]*)`", tutorial.prose)  # with options
+    commands = tutorial.commands + [(0, command) for command in inline]
+    assert len(commands) >= 20 and inline
     for chapter, command in commands:
         argvs = attnmt_argvs(command)
         assert argvs, f"chapter {chapter}: not an attnmt command: {command}"
