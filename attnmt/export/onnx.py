@@ -26,9 +26,11 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 import tempfile
 import uuid
 import warnings
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +74,9 @@ OPSET = 17  # LayerNormalization is an ONNX op from 17; onnxruntime >= 1.17 runs
 TRACE_LENGTHS = (7, 5, 2)  # the batch the graphs are traced on: B = 3, S = 7
 CHECK_LENGTHS = (9, 4, 6, 1)  # and the one they are checked on: another B and S
 CHECK_STEPS = 4
+# what the TorchScript exporter says of every packed RNN, though ONNX's RNN operators
+# with sequence_lens give the shapes (the check after export runs them on a new shape)
+PACKED_SHAPE_NOTE = "The shape inference of prim::Pa"
 TOLERANCE = 1e-4  # |log p| difference allowed between onnxruntime and torch (fp32)
 
 
@@ -177,7 +182,7 @@ def _trace(
     dynamic_axes: dict[str, dict[int, str]],
 ) -> None:
     used = set(input_names) | set(output_names)
-    with warnings.catch_warnings():
+    with warnings.catch_warnings(), _without_native_notes(PACKED_SHAPE_NOTE):
         warnings.simplefilter("ignore")  # the TorchScript exporter's deprecation, tracer notes
         try:
             torch.onnx.export(
@@ -193,6 +198,25 @@ def _trace(
         except Exception as err:  # the exporter's errors have no common type
             reason = str(err).strip().splitlines()[0] if str(err).strip() else type(err).__name__
             raise UserError(f"cannot export this model to ONNX: {reason}") from None
+
+
+@contextlib.contextmanager
+def _without_native_notes(note: str) -> Iterator[None]:
+    """Pass on what is written to file descriptor 2 meanwhile (torch's C++ side writes
+    there, past Python's warnings), less the lines that contain `note`."""
+    sys.stderr.flush()
+    saved = os.dup(2)
+    with tempfile.TemporaryFile() as captured:
+        os.dup2(captured.fileno(), 2)
+        try:
+            yield
+        finally:
+            sys.stderr.flush()
+            os.dup2(saved, 2)
+            os.close(saved)
+            captured.seek(0)
+            lines = captured.read().decode("utf-8", "replace").splitlines(keepends=True)
+            sys.stderr.write("".join(line for line in lines if note not in line))
 
 
 def _io(session: Any) -> dict[str, list[dict[str, Any]]]:
