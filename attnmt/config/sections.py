@@ -335,7 +335,8 @@ INT32_MAX = 2**31 - 1
 search builds from it (a larger one, e.g. a min_len of 2**64 sent to the server, was a
 500 before; the server's own limits, such as --max-beam, are far smaller)."""
 RATIO_MAX = 1e6
-"""The largest length ratio: beyond it every bound is the absolute one anyway."""
+"""The largest min_len_ratio: beyond it min_len is the bound anyway. (max_len_ratio may
+be infinite: no bound but max_len.)"""
 
 
 class DecodeOptions(_Section):
@@ -360,7 +361,7 @@ class DecodeOptions(_Section):
     """Shortest output as a multiple of the source length."""
     max_len: int = Field(200, ge=1, le=INT32_MAX)
     """Longest output in tokens."""
-    max_len_ratio: float = Field(2.0, gt=0, le=RATIO_MAX)
+    max_len_ratio: float = Field(2.0, gt=0)
     """Longest output as a multiple of the source length (plus 5 tokens)."""
     no_repeat_ngram: int = Field(0, ge=0, le=INT32_MAX)
     """Block any n-gram of this size from repeating; 0 disables it."""
