@@ -372,8 +372,10 @@ class DecodeOptions(_Section):
     "Issue 11, third pass")."""
     sample: bool = False
     """Sample instead of searching."""
-    temperature: float = Field(1.0, gt=0)
-    """Sampling temperature."""
+    temperature: float = Field(1.0, ge=0.01, le=100.0)
+    """Sampling temperature, from 0.01 (all but greedy) to 100 (all but uniform). Beyond
+    those the logits over the temperature leave float32 (0 or inf), and a sampled row
+    would be NaN: the fuzzer sent 3.4e38 to /chat and got a 500."""
     top_k: int = Field(0, ge=0, le=INT32_MAX)
     """Sample from the k most likely tokens; 0 means all."""
     top_p: float = Field(1.0, gt=0, le=1)

@@ -149,6 +149,7 @@ def test_seeded_sampling_is_reproducible(client: TestClient) -> None:
         # found by the fuzzer: an int beyond int64 was a 500 in search's length rules
         ({"text": "a", "min_len": 2**64}, 422, "decode.min_len: Input should be less"),
         ({"text": "a", "seed": -1}, 422, "decode.seed: Input should be greater than or equal to 0"),
+        ({"text": "a", "sample": True, "temperature": 3.4e38}, 422, "decode.temperature"),
         ({"text": 5}, 422, "text"),
         ({}, 422, "text: Field required"),
         ({"text": "x" * 301}, 413, "text 1 has 301 characters; at most 300"),
