@@ -11,6 +11,16 @@ the batch holds ``batch_tokens`` source tokens or ``max_batch`` requests, or
 
 Requests with the same decoding options are decoded together in one call; a seeded
 request (sampling) is decoded alone, so its draws do not depend on its neighbours.
+
+Fairness goes past the round-robin lanes, because a request's latency is the batch being
+decoded when it arrives plus its own batch, and both grow with their number of texts:
+- while more than one caller is active (has sent a request in the last ``ACTIVE_S``
+  seconds), a batch stops taking one caller's requests once they hold
+  ``limits.fair_batch`` texts, so no batch is long because of one caller;
+- within a batch, the callers with at most the batch's mean texts per caller are decoded
+  first (together, by options), and the heavier callers after them, so a caller sending
+  one text is not decoded as part of another's forty.
+One caller alone, or callers with equal loads, batch exactly as without them.
 Decoding happens on the worker thread, never on the server's event loop (torch releases
 the GIL while it computes). A bad request fails alone: if a group fails, each of its
 requests is retried on its own, and the worker carries on.
@@ -43,6 +53,8 @@ from attnmt.translate.translator import Translator
 
 log = logging.getLogger("attnmt.serve")
 
+ACTIVE_S = 10.0  # a caller that sent a request this recently shares the model
+
 
 class QueueFull(Exception):
     """The model's queue holds `queue_size` requests already."""
@@ -56,6 +68,7 @@ class Job:
     options: DecodeOptions  # how to decode, seed included
     heads: bool = False  # also every layer's and head's attention
     future: Future[list[Translation]] = field(default_factory=Future)
+    caller: Hashable = ""  # whose lane it waited in
 
     @property
     def tokens(self) -> int:
@@ -82,6 +95,7 @@ class ChatJob:
     options: DecodeOptions  # how to decode the candidates, seed included
     rerank: bool  # rerank them with the backward model
     future: Future[ChatReply] = field(default_factory=Future)
+    caller: Hashable = ""  # whose lane it waited in
 
     def group_key(self) -> tuple[Any, ...]:
         """Chats with equal keys are answered in one call; a seeded one has its own key."""
@@ -145,6 +159,7 @@ class Batcher:
         return self._put(ChatJob(source, tokens, options, rerank), caller)
 
     def _put(self, job: Job | ChatJob, caller: Hashable) -> Future:
+        job.caller = caller
         try:
             self._queue.put_nowait(caller, job)
         except queue.Full:
@@ -176,10 +191,20 @@ class Batcher:
         Returns the batch and whether the queue was closed and emptied."""
         batch: list[Job | ChatJob] = [first]
         tokens = first.tokens
+        shared = self._queue.active(ACTIVE_S) > 1
+        texts: dict[Hashable, int] = {}  # each caller's texts in the batch
+        full: set[Hashable] = set()  # callers with their share while others are active
         deadline = time.monotonic() + self.limits.max_wait_ms / 1000
-        while len(batch) < self.limits.max_batch and tokens < self.limits.batch_tokens:
+        job = first
+        while True:
+            texts[job.caller] = texts.get(job.caller, 0) + job.sentences
+            if shared and texts[job.caller] >= self.limits.fair_batch:
+                full.add(job.caller)
+            if len(batch) >= self.limits.max_batch or tokens >= self.limits.batch_tokens:
+                break
             try:
-                job = self._queue.get(timeout=max(0.0, deadline - time.monotonic()))
+                remaining = max(0.0, deadline - time.monotonic())
+                job = self._queue.get(timeout=remaining, skip=full)
             except queue.Empty:
                 break
             except Closed:
@@ -191,10 +216,7 @@ class Batcher:
     def _decode(self, batch: list[Job | ChatJob]) -> None:
         """Decode the batch one group of equal options at a time; never raises."""
         live = [job for job in batch if job.future.set_running_or_notify_cancel()]  # timed out
-        groups: dict[tuple[Any, ...], list[Job | ChatJob]] = {}
-        for job in live:
-            groups.setdefault(job.group_key(), []).append(job)
-        for jobs in groups.values():
+        for jobs in light_first(live):
             try:
                 self._run_group(jobs)
             except Exception as err:  # noqa: BLE001 - a request's error must not kill the worker
@@ -235,6 +257,23 @@ class Batcher:
         replies = self.responder.replies(sources, jobs[0].options, rerank=jobs[0].rerank)
         for job, reply in zip(jobs, replies, strict=True):
             job.future.set_result(reply)
+
+
+def light_first(jobs: list[Job | ChatJob]) -> list[list[Job | ChatJob]]:
+    """The decoding calls for one batch, in order: the jobs of callers with at most the
+    mean texts per caller first, grouped by options, then the heavier callers' jobs."""
+    texts: dict[Hashable, int] = {}
+    for job in jobs:
+        texts[job.caller] = texts.get(job.caller, 0) + job.sentences
+    mean = sum(texts.values()) / max(1, len(texts))
+    calls: list[list[Job | ChatJob]] = []
+    for heavy in (False, True):
+        groups: dict[tuple[Any, ...], list[Job | ChatJob]] = {}
+        for job in jobs:
+            if (texts[job.caller] > mean) == heavy:
+                groups.setdefault(job.group_key(), []).append(job)
+        calls.extend(groups.values())
+    return calls
 
 
 def _fail(job: Job | ChatJob, err: Exception) -> None:

@@ -9,6 +9,10 @@ lane to the back of the rotation:
 
 So a caller with many requests waiting gets one turn in every round, like everyone else.
 The bound (``maxsize``) counts every lane together: it is the model's queue limit.
+
+``get(skip=...)`` passes over the lanes of callers named in ``skip`` (the batcher skips a
+caller that has its share of a batch already), and ``active(seconds)`` counts the callers
+that put something within the last ``seconds``: how many share the model now.
 """
 
 from __future__ import annotations
@@ -17,7 +21,7 @@ import queue
 import threading
 import time
 from collections import OrderedDict, deque
-from collections.abc import Hashable
+from collections.abc import Collection, Hashable
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -36,6 +40,7 @@ class FairQueue(Generic[Item]):
         self._size = 0
         self._closed = False
         self._ready = threading.Condition()
+        self._seen: dict[Hashable, float] = {}  # caller -> when it last put an item
 
     def qsize(self) -> int:
         return self._size
@@ -51,21 +56,32 @@ class FairQueue(Generic[Item]):
                 lane = self._lanes[caller] = deque()  # a new caller joins at the back
             lane.append(item)
             self._size += 1
-            self._ready.notify()
+            self._seen[caller] = time.monotonic()
+            self._ready.notify_all()  # a waiter skipping other lanes may want this one
 
-    def get(self, timeout: float | None = None) -> Item:
-        """The next item in round-robin order, waiting up to `timeout` seconds (None: for
-        ever). queue.Empty when the time passes; Closed when closed and empty."""
+    def active(self, seconds: float) -> int:
+        """How many callers put an item within the last `seconds` (or have one waiting)."""
+        horizon = time.monotonic() - seconds
+        with self._ready:
+            for caller in [c for c, when in self._seen.items() if when < horizon]:
+                if caller not in self._lanes:
+                    del self._seen[caller]  # forgotten once idle: the map stays small
+            return len(self._seen)
+
+    def get(self, timeout: float | None = None, skip: Collection[Hashable] = ()) -> Item:
+        """The next item in round-robin order from a caller not in `skip`, waiting up to
+        `timeout` seconds (None: for ever). queue.Empty when the time passes; Closed when
+        closed and empty."""
         deadline = None if timeout is None else time.monotonic() + timeout
         with self._ready:
-            while not self._size:
-                if self._closed:
-                    raise Closed
+            while (caller := self._next_lane(skip)) is None:
+                if self._closed:  # nothing more will come: the skipped lanes are all left
+                    raise queue.Empty if self._size else Closed
                 remaining = None if deadline is None else deadline - time.monotonic()
                 if remaining is not None and remaining <= 0:
                     raise queue.Empty
                 self._ready.wait(remaining)
-            caller, lane = next(iter(self._lanes.items()))
+            lane = self._lanes[caller]
             item = lane.popleft()
             if lane:
                 self._lanes.move_to_end(caller)  # its next item waits for the others' turn
@@ -73,6 +89,10 @@ class FairQueue(Generic[Item]):
                 del self._lanes[caller]
             self._size -= 1
             return item
+
+    def _next_lane(self, skip: Collection[Hashable]) -> Hashable | None:
+        """The first caller in the rotation with an item and not in `skip` (lock held)."""
+        return next((caller for caller in self._lanes if caller not in skip), None)
 
     def close(self) -> None:
         """Refuse new items; `get` raises Closed once the waiting ones are taken."""

@@ -19,6 +19,9 @@ class Limits:
     """Source-token budget of one batch: a worker stops collecting requests past it."""
     max_batch: int = 64
     """Most requests in one batch (1: one request at a time, no batching)."""
+    fair_batch: int = 16
+    """While more than one caller is active, one caller's requests in a batch stop being
+    taken once they hold this many texts; the rest wait for the next batch."""
     max_beam: int = 16
     """Largest beam (and n-best) a request may ask for; more is refused with 422."""
     max_len: int = 256
@@ -28,7 +31,7 @@ class Limits:
 
     def check(self) -> None:
         """Raise ValueError naming the first setting that is out of range."""
-        counts = ("max_chars", "max_texts", "queue_size", "batch_tokens", "max_batch")
+        counts = ("max_chars", "max_texts", "queue_size", "batch_tokens", "max_batch", "fair_batch")
         for name in (*counts, "max_beam", "max_len"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be at least 1 (got {getattr(self, name)})")
