@@ -61,6 +61,12 @@ class Tokenizer(ABC):
         return [self.encode(text) for text in texts]
 
     @abstractmethod
+    def surfaces(self, text: str) -> list[str]:
+        """The text each token of ``encode(text)`` stands for, one string per token
+        (whitespace around it may be kept): what the user wrote where the model read the
+        unknown piece."""
+
+    @abstractmethod
     def decode(self, ids: Sequence[int]) -> str:
         """Detokenised text; PAD, BOS and EOS are dropped (it does not stop at EOS)."""
 
@@ -100,6 +106,11 @@ class SentencePieceTokenizer(Tokenizer):
     def encode_batch(self, texts: Sequence[str]) -> list[list[int]]:
         # One thread: attnmt.data.preprocess runs one encoder per worker process.
         return list(self._sp.encode(list(texts), out_type=int, num_threads=1))
+
+    def surfaces(self, text: str) -> list[str]:
+        # the proto (it needs protobuf) has each piece's surface: "日本" where id_to_piece
+        # says "<unk>"
+        return [piece.surface for piece in self._sp.encode(text, out_type="proto").pieces]
 
     def decode(self, ids: Sequence[int]) -> str:
         return str(self._sp.decode([i for i in map(int, ids) if i not in CONTROL_IDS]))
@@ -206,6 +217,9 @@ class VocabTokenizer(Tokenizer):
 
     def encode(self, text: str) -> list[int]:
         return [self._ids.get(piece, UNK_ID) for piece in self.split(text)]
+
+    def surfaces(self, text: str) -> list[str]:
+        return self.split(text)
 
     def decode(self, ids: Sequence[int]) -> str:
         kept = [i for i in map(int, ids) if i not in CONTROL_IDS]

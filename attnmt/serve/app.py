@@ -244,7 +244,7 @@ def create_app(
         ids = [translator.src_tok.encode(text) for text in texts]
         usage.tokens = sum(len(row) for row in ids)
         submit = partial(batcher.submit, ids, options, body.heads, request.state.caller)
-        results = await answer_of(submit, limits, "translation")
+        results = translator.with_surfaces(await answer_of(submit, limits, "translation"), texts)
         records = [result.to_dict(body.units, body.attention) for result in results]
         return JSONResponse({"model": name, "translations": records})
 

@@ -10,6 +10,9 @@ and ``POST /translate`` of ``attnmt serve``::
       "rank_score": -1.47,                # what search ranked by (penalties included)
       "tokens": ["▁ein", "▁hund"],        # output tokens (pieces, or words if asked)
       "source_tokens": ["▁a", "▁dog"],    # source tokens, the same unit
+      "unknown": [],                      # positions in source_tokens the model read as
+                                          # the unknown piece; in words, such a word
+                                          # shows what was written, not "<unk>"
       "attention": [[...], ...],          # (len(tokens) + 1) × len(source_tokens): one
                                           # row per output token and one for EOS; null
                                           # without attention (or when not asked for)
@@ -37,7 +40,13 @@ import numpy as np
 
 from attnmt.data.tokenize import merge_pieces
 from attnmt.errors import UserError
-from attnmt.translate.words import merge_labels, merge_stack, word_attention
+from attnmt.translate.words import (
+    merge_labels,
+    merge_stack,
+    read_labels,
+    unknown_units,
+    word_attention,
+)
 
 UNITS = ("pieces", "words")  # what a row or column of the attention stands for
 
@@ -70,6 +79,9 @@ class Translation:
     """(layers, heads, len(tokens) + 1, len(tokens) + 1): causal target self-attention; row
     t is the step that outputs token t (the last: EOS), column j the decoder input j
     ("<s>", then the tokens). With ``heads=True``, for models that have it."""
+    src_surface: list[str] | None = field(default=None, repr=False)
+    """The text each source piece stands for (``Tokenizer.surfaces``), where the source
+    text is known: how a word read as the unknown piece is shown. None: not known."""
 
     def words(self) -> tuple[list[str], list[str]]:
         """(source words, output words): the pieces joined into words."""
@@ -117,8 +129,10 @@ def _word_groups(
     return merge_pieces(src_tokens), [*merge_pieces(tokens), [len(tokens)]]
 
 
-def _hypothesis_dict(hypothesis: Translation, units: str, attention: bool) -> dict[str, Any]:
-    """The fields of one hypothesis: text, score, rank_score, tokens, attention (+ heads)."""
+def hypothesis_record(hypothesis: Translation, units: str, attention: bool) -> dict[str, Any]:
+    """The fields of one hypothesis: text, score, rank_score, tokens, attention (+ heads),
+    in `units`; attention over its source in the same units, without it when not
+    `attention`."""
     tokens = list(hypothesis.tokens)
     weights = hypothesis.attention if attention else None
     heads = getattr(hypothesis, "attention_heads", None) if attention else None
@@ -151,8 +165,10 @@ def to_dict(result: Translation, units: str = "pieces", attention: bool = True) 
         raise ValueError(f"units must be one of {', '.join(UNITS)}, got {units!r}")
     source = list(result.src_tokens)
     if units == "words":
-        source = merge_labels(source, merge_pieces(source))
-    best = _hypothesis_dict(result, units, attention)
+        source, unknown = read_labels(source, merge_pieces(source), result.src_surface)
+    else:
+        unknown = unknown_units(source, [[i] for i in range(len(source))])
+    best = hypothesis_record(result, units, attention)
     hypotheses = result.hypotheses or [result]
     return {
         "text": best["text"],
@@ -160,9 +176,10 @@ def to_dict(result: Translation, units: str = "pieces", attention: bool = True) 
         "rank_score": best["rank_score"],
         "tokens": best["tokens"],
         "source_tokens": source,
+        "unknown": unknown,
         "attention": best["attention"],
         **({"attention_heads": best["attention_heads"]} if "attention_heads" in best else {}),
-        "hypotheses": [_hypothesis_dict(h, units, attention) for h in hypotheses],
+        "hypotheses": [hypothesis_record(h, units, attention) for h in hypotheses],
     }
 
 

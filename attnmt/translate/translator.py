@@ -178,10 +178,21 @@ class Translator:
                 --keys``).
         """
         options = decode_options(options or self.config.decode, overrides)
-        if isinstance(sources, str):
-            return self.translate_ids([self.src_tok.encode(sources)], options, heads=heads)[0]
-        ids = [self.src_tok.encode(text) for text in sources]
-        return self.translate_ids(ids, options, heads=heads)
+        texts = [sources] if isinstance(sources, str) else list(sources)
+        ids = [self.src_tok.encode(text) for text in texts]
+        results = self.with_surfaces(self.translate_ids(ids, options, heads=heads), texts)
+        return results[0] if isinstance(sources, str) else results
+
+    def with_surfaces(
+        self, results: Sequence[Translation], texts: Sequence[str]
+    ) -> list[Translation]:
+        """`results` with ``src_surface`` filled from their source `texts`, on every
+        hypothesis too: what a word read as the unknown piece is shown as."""
+        for result, text in zip(results, texts, strict=True):
+            surface = self.src_tok.surfaces(text)
+            for translation in {id(t): t for t in [result, *result.hypotheses]}.values():
+                translation.src_surface = surface
+        return list(results)
 
     def translate_ids(
         self,

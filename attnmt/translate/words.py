@@ -92,6 +92,37 @@ def merge_labels(pieces: Sequence[str], groups: Groups) -> list[str]:
     return labels
 
 
+UNK_LABEL = SPECIAL_TOKENS[1]  # how a tokenizer shows the unknown piece ("▁<unk>" for words)
+
+
+def unknown_units(pieces: Sequence[str], groups: Groups) -> list[int]:
+    """Which units (each a group of piece positions) hold the unknown piece."""
+    return [
+        unit
+        for unit, group in enumerate(groups)
+        if any(pieces[i].lstrip(WORD_START) == UNK_LABEL for i in group)
+    ]
+
+
+def read_labels(
+    pieces: Sequence[str], groups: Groups, surface: Sequence[str] | None
+) -> tuple[list[str], list[int]]:
+    """(labels, unknown): the label of each unit as :func:`merge_labels` makes it, except
+    that a unit with the unknown piece shows what was written there (`surface`: the text
+    of each piece, :meth:`attnmt.data.tokenize.Tokenizer.surfaces`; None: not known, the
+    label stays "<unk>"), and the positions of those units.
+
+    >>> read_labels(["▁hi", "▁", "<unk>", "s"], [[0], [1, 2, 3]], ["hi", " ", "ö", "s"])
+    (['hi', 'ös'], [1])
+    """
+    labels = merge_labels(pieces, groups)
+    unknown = unknown_units(pieces, groups)
+    if surface is not None and len(surface) == len(pieces):
+        for unit in unknown:
+            labels[unit] = "".join(surface[i] for i in groups[unit]).strip() or labels[unit]
+    return labels, unknown
+
+
 def word_attention(
     src_pieces: Sequence[str],
     tgt_pieces: Sequence[str],

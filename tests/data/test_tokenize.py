@@ -22,6 +22,7 @@ from attnmt.data.tokenize import (
 )
 from attnmt.errors import UserError
 from attnmt.special import BOS_ID, EOS_ID, PAD_ID, SPECIAL_TOKENS, UNK_ID
+from attnmt.translate.words import read_labels
 
 GERMAN = [
     "Zwei junge Männer spielen Fußball im Park.",
@@ -123,6 +124,18 @@ def test_special_pieces_and_unknown(tmp_path: Path, kind: dict[str, str]) -> Non
     assert "<unk>" in tok.to_pieces([UNK_ID])[0]
     assert UNK_ID in tok.encode("Ein Känguru 😀 hüpft")  # "😀" is in no training text
     assert tok.decode([]) == "" and tok.encode("") == []
+
+
+def test_surfaces_recover_the_words_read_as_unknown(tmp_path: Path, kind: dict[str, str]) -> None:
+    """One surface per token, and the unknown words' pieces spell what was written: what
+    the server shows instead of "<unk>" (attnmt.translate.words.read_labels)."""
+    tok, _ = train_tokenizers(make_config(tmp_path, **kind), tmp_path)
+    text = "Ein  Känguru 😀hüpft"
+    ids, surfaces = tok.encode(text), tok.surfaces(text)
+    assert len(surfaces) == len(ids) and UNK_ID in ids
+    labels, unknown = read_labels(tok.to_pieces(ids), merge_pieces(tok.to_pieces(ids)), surfaces)
+    assert labels == text.split() and unknown
+    assert all("<unk>" not in label for label in labels)
 
 
 def test_sentencepiece_pieces_mark_words_and_merge_back(tmp_path: Path) -> None:

@@ -40,7 +40,8 @@ def translation(heads: bool) -> Translation:
 def test_pieces_record_has_the_schema_keys() -> None:
     record = to_dict(translation(heads=False))
     assert list(record) == [
-        "text", "score", "rank_score", "tokens", "source_tokens", "attention", "hypotheses"
+        "text", "score", "rank_score", "tokens", "source_tokens", "unknown", "attention",
+        "hypotheses",
     ]  # fmt: skip
     assert record["source_tokens"] == ["▁the", "▁red", "▁ca", "t"]
     assert np.array(record["attention"]).shape == (5, 4)
@@ -83,3 +84,18 @@ def test_without_attention_and_bad_units() -> None:
     assert record["attention"] is None and "attention_heads" not in record
     with pytest.raises(ValueError, match="units must be one of pieces, words"):
         to_dict(translation(heads=False), units="letters")
+
+
+def test_a_word_read_as_unknown_shows_as_written() -> None:
+    """In words, a word with the unknown piece shows its surface text (when known) and is
+    listed in "unknown"; in pieces, the piece stays and its position is listed. The
+    attention keeps one column per unit either way."""
+    src = ["▁the", "▁", "<unk>", "s", "▁cat"]
+    best = Translation("x", ["▁x"], src, -1.0, -1.0, np.full((2, 5), 0.2))
+    for surface, shown in ((["the", " ", "ö", "s", " cat"], "ös"), (None, "<unk>s")):
+        best.src_surface = surface
+        words = to_dict(best, "words")
+        assert words["source_tokens"] == ["the", shown, "cat"] and words["unknown"] == [1]
+        assert np.array(words["attention"]).shape == (2, 3)
+        pieces = to_dict(best, "pieces")
+        assert pieces["source_tokens"] == src and pieces["unknown"] == [2]
