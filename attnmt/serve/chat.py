@@ -5,8 +5,11 @@
     -> {"model": "chat", "reply": "i study physics",
         "tokens": ["i", "study", "physics"],                 # the reply's words
         "source_tokens": ["hello,", ..., "|||", "good.", ...], # the words the model read
+        "unknown": [],                  # source_tokens read as the unknown piece (each
+                                        # shown as written), as /translate's
         "attention": [[...], ...],      # (reply words + EOS) x words read, as /translate's
-        "candidates": [{"text", "forward", "backward", "score"}, ...],   # best first
+        "candidates": [{"text", "forward", "backward", "score",            # best first
+                        "tokens", "attention"}, ...],   # each one's words and attention
         "reranked": true}
 
 The server is stateless: the client sends the conversation with each message, and the
@@ -45,7 +48,9 @@ from attnmt.serve.requests import (
     parse,
 )
 from attnmt.serve.schemas import ChatRequest, ChatResponse
-from attnmt.translate.chatbot import ChatReply, Responder, check_dialogue
+from attnmt.translate.chatbot import ChatReply, NarrowBeam, Responder, check_dialogue
+from attnmt.translate.rerank import Candidate
+from attnmt.translate.schema import hypothesis_record
 
 router = APIRouter()
 
@@ -53,7 +58,8 @@ CHAT_ERRORS = {
     **ERRORS,
     413: "a message or history turn over max_chars, or more than max_texts history turns",
     422: f"{ERRORS[422]}; an empty message; a model that is not a dialogue model; "
-    "rerank asked of a model without a backward run",
+    "rerank asked of a model without a backward run; a beam narrower than the model's "
+    "rerank.candidates while reranking without sampling",
 }
 
 
@@ -98,8 +104,8 @@ async def chat(request: Request) -> JSONResponse:
     options = checked_options(body, batcher.translator, limits)
     try:
         responder.reply_options(options, rerank)  # options that cannot give the candidates
-    except UserError as err:
-        raise ApiError(422, str(err)) from None
+    except NarrowBeam as err:
+        raise ApiError(422, narrow_beam(err, name)) from None
     source = responder.source(history, message)
     usage.tokens = len(batcher.translator.src_tok.encode(source))
     submit = partial(batcher.submit_chat, source, options, rerank, request.state.caller)
@@ -121,6 +127,16 @@ def _rerank(asked: bool | None, responder: Responder, name: str) -> bool:
     return asked
 
 
+def narrow_beam(err: NarrowBeam, name: str) -> str:
+    """The narrow-beam error in the request's terms: its fields, and the model's
+    ``rerank.candidates`` (the CLI's message names flags no request has)."""
+    return (
+        f"beam: reranking takes {err.candidates} candidates (rerank.candidates of the model "
+        f'{name!r}), which needs "beam": {err.candidates} or more (the beam is {err.beam}); '
+        'send a wider "beam", or "sample": true, or "rerank": false'
+    )
+
+
 def chat_record(answer: ChatReply) -> dict[str, Any]:
     """The reply as JSON (:class:`ChatResponse` without the model): its words, the words
     read and the attention between them as /translate's ``"units": "words"``, and the
@@ -130,7 +146,16 @@ def chat_record(answer: ChatReply) -> dict[str, Any]:
         "reply": answer.text,
         "tokens": record["tokens"],
         "source_tokens": record["source_tokens"],
+        "unknown": record["unknown"],
         "attention": record["attention"],
-        "candidates": [candidate.to_dict() for candidate in answer.candidates],
+        "candidates": [candidate_record(candidate) for candidate in answer.candidates],
         "reranked": answer.reranked,
     }
+
+
+def candidate_record(candidate: Candidate) -> dict[str, Any]:
+    """A candidate as JSON (:class:`ChatCandidate`): its scores, its words and its
+    attention over the words read, as search found them (no extra pass: every candidate
+    is a hypothesis of the one decode, with its own attention)."""
+    words = hypothesis_record(candidate.translation, "words", attention=True)
+    return {**candidate.to_dict(), "tokens": words["tokens"], "attention": words["attention"]}

@@ -97,6 +97,9 @@ class TranslationOut(Hypothesis):
     """One translated text: the schema of ``attnmt translate --format json``."""
 
     source_tokens: list[str]
+    unknown: list[int] = Field(default_factory=list)
+    """Positions in ``source_tokens`` the model read as the unknown piece; in word units
+    such a word shows what was written, not "<unk>"."""
     hypotheses: list[Hypothesis]
 
 
@@ -131,6 +134,12 @@ class ChatCandidate(BaseModel):
     score: float
     """What the candidates are ordered by: the MMI score when reranked, else search's
     rank score."""
+    tokens: list[str] | None = None
+    """The candidate's words (the reply's ``tokens`` for the first)."""
+    attention: list[list[float]] | None = None
+    """(len(tokens) + 1) × len(source_tokens): this candidate's attention over the words
+    read, as the response's ``attention`` (equal to it for the first candidate); null for
+    a model without attention."""
 
 
 class ChatResponse(BaseModel):
@@ -142,7 +151,11 @@ class ChatResponse(BaseModel):
     tokens: list[str]
     """The reply's words."""
     source_tokens: list[str]
-    """The words the model read: the context turns and the message, joined by |||."""
+    """The words the model read: the context turns and the message, joined by |||. A
+    word read as the unknown piece shows what was written (see ``unknown``)."""
+    unknown: list[int] = Field(default_factory=list)
+    """Positions in ``source_tokens`` of the words the model read as the unknown piece
+    ("<unk>": not in its vocabulary)."""
     attention: list[list[float]] | None
     """(len(tokens) + 1) × len(source_tokens), one row per reply word and one for EOS,
     as /translate's with ``"units": "words"``; null for a model without attention."""

@@ -93,6 +93,20 @@ def check_dialogue(translator: Translator, name: str | Path) -> None:
         )
 
 
+class NarrowBeam(UserError):
+    """Reranking asks for more candidates than the beam can give. The message names
+    ``attnmt chat``'s flags; the server names its request's fields instead
+    (:func:`attnmt.serve.chat.narrow_beam`), from `candidates` and `beam`."""
+
+    def __init__(self, candidates: int, beam: int) -> None:
+        self.candidates, self.beam = candidates, beam
+        super().__init__(
+            f"reranking {candidates} candidates needs a beam of at least {candidates} (the "
+            f"beam is {beam}); raise --beam, ask for fewer candidates (--n-best) or sample "
+            "(--sample)"
+        )
+
+
 @dataclass(frozen=True, eq=False)
 class ChatReply:
     """One answer: the reply chosen and every candidate it was chosen from."""
@@ -157,17 +171,14 @@ class Responder:
     ) -> DecodeOptions:
         """The options replies are decoded with: `options` (default: the run's) without
         the unknown piece, and while reranking with ``rerank.candidates`` hypotheses.
-        Options that cannot give the candidates fail here, in one line."""
+        Options that cannot give the candidates fail here, in one line
+        (:class:`NarrowBeam`)."""
         options = options or self.translator.decode
         n_best = None
         if rerank and self.reranker is not None:
             n_best = self.rerank.candidates
             if not options.sample and options.beam < n_best:
-                raise UserError(
-                    f"reranking {n_best} candidates needs a beam of at least {n_best} "
-                    f"(decode.beam is {options.beam}); raise the beam, ask for fewer "
-                    "candidates (--n-best) or sample (--sample)"
-                )
+                raise NarrowBeam(n_best, options.beam)
         return decode_options(options, {"allow_unk": False, "n_best": n_best})
 
     def respond(

@@ -312,14 +312,16 @@ def test_chat_tab_conversation_attention_and_candidates(
     """Two messages in the Chat tab: each reply is the server's (reranked by default, the
     beam widened for the candidates), its map reads the previous turn and the message,
     hovering a reply word marks the word it looked at most, and every candidate is listed
-    with its scores; a bad option is shown inline and the message is kept."""
+    with its scores; a word outside the vocabulary shows as written, marked; choosing a
+    candidate (click or Enter) shows its own map, the reply brings the reply's back; a bad
+    option is shown inline and the message is kept."""
     page = browser.new_page(viewport={"width": 1200, "height": 900})
     errors: list[str] = []
     page.on("pageerror", lambda err: errors.append(str(err)))
     page.goto(server + "/#chat")
     assert page.get_by_role("tab", name="Chat").get_attribute("aria-selected") == "true"
     assert page.get_by_label("Rerank (MMI)").is_checked()
-    messages = ["the dog sees a red cat", "a friend draws this red mountain"]
+    messages = ["the dog sees a red cat", "a friend draws this qwxz mountain"]
     replies: list[dict[str, Any]] = []
     for message in messages:
         history = [replies[-1]["reply"]] if replies else []  # context_turns 1
@@ -350,6 +352,30 @@ def test_chat_tab_conversation_attention_and_candidates(
     assert panel.locator('.label.top[data-side="src"]').all_text_contents() == [looked_at]
     assert panel.locator(".focus-note").inner_text().startswith(f"“{last['tokens'][0]}” looked")
     page.screenshot(path=str(tmp_path / "chat.png"), full_page=True)
+    # the word outside the vocabulary: as written, marked, in the list and on the map
+    unknown = panel.locator("#read .unknown")
+    assert unknown.all_text_contents()[-1] == "qwxz"
+    assert "not in the model's vocabulary" in (unknown.last.get_attribute("title") or "")
+    marked = panel.locator('.label.unknown[data-side="src"]')
+    assert [marked.nth(i).text_content() for i in range(marked.count())][-1].startswith("qwxz")
+    assert "qwxz" in last["source_tokens"] and "<unk>" not in last["source_tokens"]
+
+    # a candidate's own map, then the reply's again
+    def row_labels() -> list[str]:
+        return panel.locator('.label[data-side="tgt"]').all_text_contents()
+
+    assert row_labels() == [*last["tokens"], "</s>"]
+    rows.nth(1).click()
+    assert row_labels() == [*last["candidates"][1]["tokens"], "</s>"]
+    assert rows.nth(1).get_attribute("aria-selected") == "true"
+    assert rows.first.get_attribute("aria-selected") == "false"
+    page.screenshot(path=str(tmp_path / "chat-candidate.png"), full_page=True)
+    rows.last.focus()
+    page.keyboard.press("Enter")
+    assert row_labels() == [*last["candidates"][-1]["tokens"], "</s>"]
+    page.locator(".turn.bot .reply").last.click()
+    assert row_labels() == [*last["tokens"], "</s>"]
+    assert rows.first.get_attribute("aria-selected") == "true"
     # an earlier reply brings its own map back
     page.locator(".turn.bot .reply").first.click()
     assert panel.locator("#read li").all_text_contents() == [messages[0]]
@@ -360,7 +386,8 @@ def test_chat_tab_conversation_attention_and_candidates(
     page.get_by_role("button", name="Send").click()
     alert = page.get_by_role("alert")
     alert.wait_for()
-    assert alert.inner_text().startswith("422: reranking 10 candidates needs a beam of at least 10")
+    assert alert.inner_text().startswith("422: beam: reranking takes 10 candidates")
+    assert '"sample": true' in alert.inner_text() and "--" not in alert.inner_text()
     assert page.get_by_label("Message").input_value() == "a cat"
     assert page.locator(".turn").count() == 4
     # without reranking: no backward scores

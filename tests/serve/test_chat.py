@@ -1,9 +1,12 @@
-"""`POST /chat`: replies equal to the Responder's, with and without a backward run; every
-user error one line of JSON with its documented status; the schema; and every use of a
-model on its batcher's thread, whichever route asked."""
+"""`POST /chat`: replies equal to the Responder's, with and without a backward run, each
+candidate with its own attention; words the model read as the unknown piece shown as
+written; every user error one line of JSON with its documented status (the narrow beam in
+the request's terms, not the CLI's); the schema; and every use of a model on its batcher's
+thread, whichever route asked."""
 
 from __future__ import annotations
 
+import re
 import threading
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -17,9 +20,10 @@ from helpers import SENTENCES, make_run
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
+from attnmt.cli.main import build_parser  # noqa: E402
 from attnmt.serve.app import create_app  # noqa: E402
 from attnmt.serve.limits import Limits  # noqa: E402
-from attnmt.translate.chatbot import Responder  # noqa: E402
+from attnmt.translate.chatbot import NarrowBeam, Responder  # noqa: E402
 from attnmt.translate.rerank import Reranker  # noqa: E402
 from attnmt.translate.translator import Translator  # noqa: E402
 
@@ -77,7 +81,8 @@ def test_a_reranked_reply_is_the_responders(client: TestClient, responder: Respo
     assert len(answer["candidates"]) > 1  # the candidates differ: there is a choice
     for got, want in zip(answer["candidates"], expected.candidates, strict=True):
         assert got["text"] == want.text and got["backward"] is not None
-        assert got == pytest.approx(want.to_dict(), abs=1e-5)
+        scores = {key: got[key] for key in want.to_dict()}
+        assert scores == pytest.approx(want.to_dict(), abs=1e-5)
     scores = [c["score"] for c in answer["candidates"]]
     assert scores == sorted(scores, reverse=True)
     # context_turns 1: the last history turn, the separator, the message
@@ -89,6 +94,69 @@ def test_a_reranked_reply_is_the_responders(client: TestClient, responder: Respo
     assert weights.shape == (len(answer["tokens"]) + 1, len(read))
     assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-3)
     assert np.allclose(weights, record["attention"], atol=1e-4)
+    assert answer["unknown"] == []
+
+
+def test_every_candidate_has_its_own_attention(client: TestClient, responder: Responder) -> None:
+    """Each candidate's words and attention over the words read, as search found them:
+    (words + EOS) x words read, rows distributions; the first is the reply's."""
+    history = [SENTENCES[6]]
+    answer = chat(client, history=history, message=SENTENCES[7], model="chat", **SAMPLE)
+    expected = responder.respond(history, SENTENCES[7], responder.translator.options(**SAMPLE))
+    read = len(answer["source_tokens"])
+    assert len(answer["candidates"]) > 1
+    for got, want in zip(answer["candidates"], expected.candidates, strict=True):
+        words = want.translation.to_dict("words")
+        assert got["tokens"] == words["tokens"] == got["text"].split()
+        weights = np.array(got["attention"])
+        assert weights.shape == (len(got["tokens"]) + 1, read)
+        assert np.allclose(weights.sum(axis=1), 1.0, atol=1e-3)
+        assert np.allclose(weights, words["attention"], atol=1e-4)
+    first = answer["candidates"][0]
+    assert first["tokens"] == answer["tokens"] and first["attention"] == answer["attention"]
+    attentions = {str(c["attention"]) for c in answer["candidates"]}
+    assert len(attentions) == len(answer["candidates"])  # not the reply's, copied
+
+
+def test_words_not_in_the_vocabulary_show_as_written(client: TestClient) -> None:
+    """A word the model read as "<unk>" (in the message or a context turn) is shown as
+    written and listed in "unknown"; the attention keeps one column per word. /translate's
+    word units do the same; its pieces keep the model's piece."""
+    history = [SENTENCES[0], f"{SENTENCES[1]} Zürichsee"]
+    answer = chat(client, history=history, message=f"qwxz {SENTENCES[2]}", model="chat", **SAMPLE)
+    read = f"{SENTENCES[1]} Zürichsee ||| qwxz {SENTENCES[2]}".split()
+    assert answer["source_tokens"] == read
+    assert [read[i] for i in answer["unknown"]] == ["Zürichsee", "qwxz"]
+    assert np.array(answer["attention"]).shape[1] == len(read)
+    for candidate in answer["candidates"]:
+        assert np.array(candidate["attention"]).shape[1] == len(read)
+    text = f"{SENTENCES[3]} qwxz"
+    for units, shown in (("words", "qwxz"), ("pieces", "▁<unk>")):
+        got = client.post("/translate", json={"text": text, "model": "mt", "units": units})
+        record = got.json()["translations"][0]
+        assert record["unknown"] == [len(text.split()) - 1]
+        assert record["source_tokens"][-1] == shown
+        assert np.array(record["attention"]).shape[1] == len(text.split())
+
+
+def test_the_narrow_beam_names_fields_here_and_flags_in_the_cli(
+    client: TestClient, responder: Responder
+) -> None:
+    """The server names the request's fields and the model's rerank.candidates; the CLI's
+    message names flags that `attnmt chat` has."""
+    answer = client.post("/chat", json={"message": SENTENCES[0], "model": "chat", "beam": 4})
+    assert answer.status_code == 422
+    detail = answer.json()["detail"]
+    assert "\n" not in detail and "--" not in detail
+    for named in ('"beam": 10', '"sample": true', "10 candidates (rerank.candidates", "beam is 4"):
+        assert named in detail, detail
+    with pytest.raises(NarrowBeam) as caught:
+        responder.reply_options(responder.translator.options(beam=4, sample=False))
+    flags = re.findall(r"--[a-z-]+", str(caught.value))
+    assert flags and "\n" not in str(caught.value)
+    parser = build_parser("chat")
+    known = parser._subparsers._group_actions[0].choices["chat"]._option_string_actions  # type: ignore[union-attr]
+    assert all(flag in known for flag in flags), flags
 
 
 def test_replies_without_reranking(client: TestClient, translators) -> None:
@@ -137,7 +205,11 @@ NOT_DIALOGUE = "the model 'mt' is a translation model, not a dialogue model"
         ({"beam": 2, "n_best": 3}, 422, "n_best (3) must be at most beam (2)"),
         ({"beam": 100}, 422, "beam/n_best 100 is over the limit 12"),
         ({"max_len": 10**6}, 422, "max_len 1000000 is over the limit 256"),
-        ({"beam": 4}, 422, "reranking 10 candidates needs a beam of at least 10"),
+        (
+            {"beam": 4},
+            422,
+            "beam: reranking takes 10 candidates (rerank.candidates of the model 'chat')",
+        ),
         ({"model": "plain", "rerank": True}, 422, "rerank: the model 'plain' has no backward"),
         ({"message": "x" * 301}, 413, "the message has 301 characters; at most 300"),
         ({"history": ["a"] * 5}, 413, "5 history turns; at most 4 per request"),
@@ -182,12 +254,13 @@ def test_the_schema_declares_chat(client: TestClient) -> None:
         "reply",
         "tokens",
         "source_tokens",
+        "unknown",
         "attention",
         "candidates",
         "reranked",
     }
     candidate = schema["components"]["schemas"]["ChatCandidate"]["properties"]
-    assert set(candidate) == {"text", "forward", "backward", "score"}
+    assert set(candidate) == {"text", "forward", "backward", "score", "tokens", "attention"}
 
 
 def test_models_run_on_their_batcher_thread_only(

@@ -1,17 +1,20 @@
 // The Chat tab: a conversation with a dialogue model, and for each reply where it looked
 // in what the model read and the candidates it was chosen from. The data comes from
 // POST /chat: `reply`, `tokens` (its words), `source_tokens` (the words read: the last
-// context turns and the message, joined by |||), `attention` ((tokens + EOS) x words
-// read), `candidates` (best first: text, forward, backward, score) and `reranked`.
+// context turns and the message, joined by |||), `unknown` (the words read as the
+// unknown piece, shown as written), `attention` ((tokens + EOS) x words read),
+// `candidates` (best first: text, forward, backward, score, and each one's tokens and
+// attention) and `reranked`. Choosing a candidate shows its attention; the reply, its own.
 // The server keeps no conversation: each message is sent with the turns before it.
 
 import { $, api, showError, showStatus } from "./common.js";
-import { AttentionView, EOS } from "./heatmap.js";
+import { AttentionView, EOS, UNKNOWN_NOTE } from "./heatmap.js";
 
 const SEPARATOR = "|||";  // between the turns the model reads (data.chitchat.SEPARATOR)
 
 // turns: {role: "user" | "bot", text, answer (a bot turn's /chat answer)}, oldest first
-const chat = { models: [], turns: [], selected: null, view: null, busy: false };
+// selected: the bot turn shown; candidate: which of its candidates the map shows (0: the reply)
+const chat = { models: [], turns: [], selected: null, candidate: 0, view: null, busy: false };
 
 const info = () => chat.models.find((m) => m.name === $("#chat-model").value);
 const candidatesOf = (model) => (model.rerank ? model.rerank.candidates : 1);
@@ -96,24 +99,57 @@ function select(k) {
     button.setAttribute("aria-pressed", String(+button.dataset.turn === k));
   }
   $(".reply-title", panel).textContent = `“${answer.reply || "(empty)"}”`;
-  drawRead(answer.source_tokens);
+  drawRead(answer.source_tokens, answer.unknown || []);
   chat.view.unpin();  // other words
-  chat.view.show(answer.source_tokens, [...answer.tokens, EOS], answer.attention);
   drawCandidates(answer, turn.model);
+  showCandidate(0);
 }
 
-// The words the model read, each turn on its own, the message last.
-function drawRead(words) {
+// Show candidate `i` of the selected reply in the map (0: the reply), its row marked.
+function showCandidate(i) {
+  const answer = chat.turns[chat.selected].answer;
+  const candidate = answer.candidates[i];
+  chat.candidate = i;
+  const [tokens, attention] = i === 0 || !candidate.tokens
+    ? [answer.tokens, answer.attention]
+    : [candidate.tokens, candidate.attention];
+  chat.view.show(answer.source_tokens, [...tokens, EOS], attention, answer.unknown || []);
+  $("#reply-panel .heatmap-box h3").firstChild.textContent = i === 0
+    ? "Attention of the reply "
+    : `Attention of candidate ${i + 1} (marked below) `;
+  $("#reply-panel .heatmap-box .axis-note").textContent = i === 0
+    ? "rows: reply, columns: what the model read"
+    : "rows: candidate, columns: what the model read";
+  for (const row of $("#candidates tbody").rows) {
+    const selected = +row.dataset.candidate === i;
+    row.classList.toggle("selected", selected);
+    row.setAttribute("aria-selected", String(selected));
+  }
+}
+
+// The words the model read, each turn on its own, the message last; a word read as the
+// unknown piece is marked.
+function drawRead(words, unknown) {
   const box = $("#read");
   box.textContent = "";
+  const marked = new Set(unknown);
   const turns = [[]];
-  for (const word of words) {
+  words.forEach((word, j) => {
     if (word === SEPARATOR) turns.push([]);
-    else turns[turns.length - 1].push(word);
-  }
+    else turns[turns.length - 1].push([word, marked.has(j)]);
+  });
   turns.forEach((turn, i) => {
     const line = document.createElement("li");
-    line.textContent = turn.join(" ");
+    turn.forEach(([word, isUnknown], w) => {
+      if (w) line.append(" ");
+      const span = document.createElement("span");
+      span.textContent = word;
+      if (isUnknown) {
+        span.className = "unknown";
+        span.title = UNKNOWN_NOTE;
+      }
+      line.append(span);
+    });
     if (i === turns.length - 1) line.className = "message";
     box.append(line);
   });
@@ -126,12 +162,19 @@ function drawCandidates(answer, name) {
   answer.candidates.forEach((candidate, i) => {
     const row = body.insertRow();
     if (i === 0) row.className = "chosen";
+    row.dataset.candidate = i;
+    row.tabIndex = 0;
+    row.title = i === 0 ? "the reply: show its attention" : "show this candidate's attention";
+    row.addEventListener("click", () => showCandidate(i));
+    row.addEventListener("keydown", (e) => {
+      if (e.key === "Enter" || e.key === " ") { e.preventDefault(); showCandidate(i); }
+    });
     const cells = [
       i === 0 ? "✓" : `${i + 1}`, candidate.text || "(empty)",
       number(candidate.forward), number(candidate.backward), number(candidate.score),
     ];
     for (const text of cells) row.insertCell().textContent = text;
-    row.cells[0].title = i === 0 ? "the reply" : "";
+    if (i === 0) row.cells[0].title = "the reply";
   });
   const model = chat.models.find((m) => m.name === name);
   const rerank = model && model.rerank;

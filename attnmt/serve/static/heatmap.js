@@ -84,6 +84,17 @@ function fitLabelBoxes(svg) {
 
 // ---------------------------------------------------------------------------- the view
 
+export const UNKNOWN_NOTE = "not in the model's vocabulary: it read <unk>";
+
+// Mark a word the model read as the unknown piece: a style of its own and a tooltip.
+export function markUnknown(element) {
+  if (!element) return;
+  element.classList.add("unknown");
+  const title = element.ownerDocument.createElementNS(element.namespaceURI, "title");
+  title.textContent = UNKNOWN_NOTE;
+  element.append(title);
+}
+
 // A heatmap in `box` that answers hover, focus and pins, and says in `note` where the
 // word in focus looked. `show` draws a new map; a pinned word stays pinned across maps of
 // the same words (a new layer or head), `unpin` forgets it (new words).
@@ -96,9 +107,11 @@ export class AttentionView {
   }
 
   // `matrix`: (target.length) x (source.length), `target` ending with EOS; null: the
-  // model has no attention.
-  show(source, target, matrix) {
+  // model has no attention. `unknown`: positions in `source` the model read as the
+  // unknown piece (shown as written, marked).
+  show(source, target, matrix, unknown = []) {
     this.source = source;
+    this.unknown = new Set(unknown);
     this.target = target;
     this.matrix = matrix;
     this.box.textContent = "";
@@ -108,6 +121,7 @@ export class AttentionView {
     if (!source.length) { this.box.textContent = "Nothing to attend to: the source is empty."; return; }
     const cell = Math.max(14, Math.min(34, Math.floor(560 / source.length)));
     this.svg = drawHeatmap(this.box, source, target, matrix, cell, true);
+    for (const j of this.unknown) markUnknown(this.svg.querySelector(`.label[data-side="src"][data-index="${j}"]`));
     this.fitted = false;
     this.wire();
     if (this.pinned) {  // the pinned word stays, with its new weights
@@ -122,7 +136,8 @@ export class AttentionView {
   wire() {
     for (const label of this.svg.querySelectorAll(".label")) {
       const side = label.dataset.side, index = +label.dataset.index;
-      label.setAttribute("aria-label", this.describe(side, index));
+      const unknown = side === "src" && this.unknown.has(index) ? ` (${UNKNOWN_NOTE})` : "";
+      label.setAttribute("aria-label", this.describe(side, index) + unknown);
       const enter = () => { if (!this.pinned) this.highlight(side, index); };
       const leave = () => { if (!this.pinned) this.clear(); };
       label.addEventListener("mouseenter", enter);

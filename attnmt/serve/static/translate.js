@@ -108,7 +108,7 @@ class Panel {
   redraw() {
     this.source = this.record.source_tokens;
     this.target = [...this.current().tokens, EOS];
-    this.view.show(this.source, this.target, this.matrix());
+    this.view.show(this.source, this.target, this.matrix(), this.record.unknown || []);
     if (!$(".grid", this.root).hidden) this.drawGrid();
   }
 
