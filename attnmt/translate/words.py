@@ -63,10 +63,14 @@ def merge_attention(weights: npt.ArrayLike, src_groups: Groups, tgt_groups: Grou
     matrix = as_matrix(weights)  # (T, S)
     _check_partition(src_groups, matrix.shape[1], "source")
     _check_partition(tgt_groups, matrix.shape[0], "target")
-    summed = [matrix[:, list(group)].sum(axis=1) for group in src_groups]
-    by_src_word = np.stack(summed, axis=1)  # (T, S'): source pieces summed into words
-    averaged = [by_src_word[list(group)].mean(axis=0) for group in tgt_groups]
-    return np.stack(averaged, axis=0)  # (T', S'): target pieces averaged into words
+    # as two products, one numpy call each (a loop over the words is slow for n-best lists)
+    summing = np.zeros((matrix.shape[1], len(src_groups)))  # (S, S'): 1 where j ∈ J
+    for word, group in enumerate(src_groups):
+        summing[list(group), word] = 1.0
+    averaging = np.zeros((len(tgt_groups), matrix.shape[0]))  # (T', T): 1/|I| where t ∈ I
+    for word, group in enumerate(tgt_groups):
+        averaging[word, list(group)] = 1.0 / len(group)
+    return averaging @ matrix @ summing  # (T', S')
 
 
 def merge_stack(weights: np.ndarray, src_groups: Groups, tgt_groups: Groups) -> np.ndarray:
