@@ -89,7 +89,8 @@ def test_json_format_has_every_field(run_dir: Path, monkeypatch, capsys) -> None
     assert len(records) == len(LINES)
     for line, record in zip(LINES, records, strict=True):
         keys = {"text", "score", "rank_score", "tokens", "source_tokens", "attention"}
-        assert keys | {"hypotheses"} == record.keys()
+        assert keys | {"hypotheses", "unknown"} == record.keys()
+        assert record["unknown"] == []  # every word of LINES is in the tiny run's vocabulary
         assert len(record["source_tokens"]) == len(line.split())
         assert len(record["attention"]) == len(record["tokens"]) + 1
         assert all(len(row) == len(record["source_tokens"]) for row in record["attention"])
