@@ -9,7 +9,8 @@
                                         # shown as written), as /translate's
         "attention": [[...], ...],      # (reply words + EOS) x words read, as /translate's
         "candidates": [{"text", "forward", "backward", "score",            # best first
-                        "tokens", "attention"}, ...],   # each one's words and attention
+                        "tokens", "attention"}, ...],   # each one's words and attention,
+                                        # with "candidate_attention": true
         "reranked": true}
 
 The server is stateless: the client sends the conversation with each message, and the
@@ -110,7 +111,7 @@ async def chat(request: Request) -> JSONResponse:
     usage.tokens = len(batcher.translator.src_tok.encode(source))
     submit = partial(batcher.submit_chat, source, options, rerank, request.state.caller)
     answer: ChatReply = await answer_of(submit, limits, "reply")
-    return JSONResponse({"model": name, **chat_record(answer)})
+    return JSONResponse({"model": name, **chat_record(answer, body.candidate_attention)})
 
 
 def _rerank(asked: bool | None, responder: Responder, name: str) -> bool:
@@ -137,7 +138,7 @@ def narrow_beam(err: NarrowBeam, name: str) -> str:
     )
 
 
-def chat_record(answer: ChatReply) -> dict[str, Any]:
+def chat_record(answer: ChatReply, candidate_attention: bool = False) -> dict[str, Any]:
     """The reply as JSON (:class:`ChatResponse` without the model): its words, the words
     read and the attention between them as /translate's ``"units": "words"``, and the
     candidates."""
@@ -148,7 +149,10 @@ def chat_record(answer: ChatReply) -> dict[str, Any]:
         "source_tokens": record["source_tokens"],
         "unknown": record["unknown"],
         "attention": record["attention"],
-        "candidates": [candidate_record(candidate) for candidate in answer.candidates],
+        "candidates": [
+            candidate_record(candidate) if candidate_attention else candidate.to_dict()
+            for candidate in answer.candidates
+        ],
         "reranked": answer.reranked,
     }
 

@@ -121,6 +121,9 @@ class ChatRequest(DecodeRequest):
     """The user's new message: not empty, at most ``max_chars`` characters (else 413)."""
     rerank: bool | None = None
     """Rerank the candidates by MMI with the model's backward run; None: when it has one."""
+    candidate_attention: bool = False
+    """Also each candidate's words and attention (the Chat tab asks for them); off by
+    default, since on a 10-candidate reply they are most of the body."""
 
 
 class ChatCandidate(BaseModel):
@@ -135,11 +138,12 @@ class ChatCandidate(BaseModel):
     """What the candidates are ordered by: the MMI score when reranked, else search's
     rank score."""
     tokens: list[str] | None = None
-    """The candidate's words (the reply's ``tokens`` for the first)."""
+    """The candidate's words (the reply's ``tokens`` for the first); only with
+    ``"candidate_attention": true``."""
     attention: list[list[float]] | None = None
     """(len(tokens) + 1) × len(source_tokens): this candidate's attention over the words
-    read, as the response's ``attention`` (equal to it for the first candidate); null for
-    a model without attention."""
+    read, as the response's ``attention`` (equal to it for the first candidate); only with
+    ``"candidate_attention": true``, and null for a model without attention."""
 
 
 class ChatResponse(BaseModel):

@@ -326,6 +326,7 @@ def test_chat_tab_conversation_attention_and_candidates(
     for message in messages:
         history = [replies[-1]["reply"]] if replies else []  # context_turns 1
         body = {"model": "chat", "history": history, "message": message, "beam": 10}
+        body["candidate_attention"] = True  # as the page asks
         replies.append(post(server + "/chat", {**body, "rerank": True, "sample": False}))
         page.get_by_label("Message").fill(message)
         page.get_by_label("Message").press("Enter")

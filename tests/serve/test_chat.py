@@ -101,7 +101,14 @@ def test_every_candidate_has_its_own_attention(client: TestClient, responder: Re
     """Each candidate's words and attention over the words read, as search found them:
     (words + EOS) x words read, rows distributions; the first is the reply's."""
     history = [SENTENCES[6]]
-    answer = chat(client, history=history, message=SENTENCES[7], model="chat", **SAMPLE)
+    answer = chat(
+        client,
+        history=history,
+        message=SENTENCES[7],
+        model="chat",
+        candidate_attention=True,
+        **SAMPLE,
+    )
     expected = responder.respond(history, SENTENCES[7], responder.translator.options(**SAMPLE))
     read = len(answer["source_tokens"])
     assert len(answer["candidates"]) > 1
@@ -116,6 +123,9 @@ def test_every_candidate_has_its_own_attention(client: TestClient, responder: Re
     assert first["tokens"] == answer["tokens"] and first["attention"] == answer["attention"]
     attentions = {str(c["attention"]) for c in answer["candidates"]}
     assert len(attentions) == len(answer["candidates"])  # not the reply's, copied
+    plain = chat(client, history=history, message=SENTENCES[7], model="chat", **SAMPLE)
+    assert all(c.keys() == {"text", "forward", "backward", "score"} for c in plain["candidates"])
+    assert plain["attention"] == answer["attention"]  # the reply's own map either way
 
 
 def test_words_not_in_the_vocabulary_show_as_written(client: TestClient) -> None:
@@ -123,7 +133,10 @@ def test_words_not_in_the_vocabulary_show_as_written(client: TestClient) -> None
     written and listed in "unknown"; the attention keeps one column per word. /translate's
     word units do the same; its pieces keep the model's piece."""
     history = [SENTENCES[0], f"{SENTENCES[1]} Zürichsee"]
-    answer = chat(client, history=history, message=f"qwxz {SENTENCES[2]}", model="chat", **SAMPLE)
+    message = f"qwxz {SENTENCES[2]}"
+    answer = chat(
+        client, history=history, message=message, model="chat", candidate_attention=True, **SAMPLE
+    )
     read = f"{SENTENCES[1]} Zürichsee ||| qwxz {SENTENCES[2]}".split()
     assert answer["source_tokens"] == read
     assert [read[i] for i in answer["unknown"]] == ["Zürichsee", "qwxz"]

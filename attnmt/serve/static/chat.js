@@ -195,7 +195,10 @@ async function send() {
   const turns = model.context_turns || 0;  // the server reads no more than these
   const history = turns ? chat.turns.slice(-turns).map((turn) => turn.text) : [];
   const sample = $("#chat-sample").checked;
-  const body = { model: model.name, history, message, rerank: $("#rerank").checked, sample };
+  const body = {
+    model: model.name, history, message, rerank: $("#rerank").checked, sample,
+    candidate_attention: true,  // each candidate's map, shown on click
+  };
   if (!sample) body.beam = +$("#chat-beam").value;
   chat.busy = true;
   $("#send").disabled = true;
