@@ -52,6 +52,7 @@ from attnmt.search.ranking import Hypothesis
 from attnmt.search.trace import BeamTrace
 from attnmt.special import PAD_ID
 from attnmt.translate.schema import Translation
+from attnmt.translate.words import unknown_units
 
 
 class Translator:
@@ -187,8 +188,12 @@ class Translator:
         self, results: Sequence[Translation], texts: Sequence[str]
     ) -> list[Translation]:
         """`results` with ``src_surface`` filled from their source `texts`, on every
-        hypothesis too: what a word read as the unknown piece is shown as."""
+        hypothesis too: what a word read as the unknown piece is shown as. Only a source
+        that has the unknown piece is encoded again for it (the rest never read it)."""
         for result, text in zip(results, texts, strict=True):
+            pieces = result.src_tokens
+            if not unknown_units(pieces, [[i] for i in range(len(pieces))]):
+                continue
             surface = self.src_tok.surfaces(text)
             for translation in {id(t): t for t in [result, *result.hypotheses]}.values():
                 translation.src_surface = surface

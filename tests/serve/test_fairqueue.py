@@ -7,6 +7,7 @@ from __future__ import annotations
 import queue
 import threading
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import SENTENCES, make_run
@@ -75,16 +76,14 @@ def test_close_lets_the_waiting_items_out_first_then_wakes_a_waiter() -> None:
     assert woken == ["closed"]
 
 
-def test_the_batcher_serves_a_quiet_caller_in_the_first_batch(tmp_path: Path) -> None:
-    """A busy caller queues 6 requests, then a quiet caller 1, while the worker is held;
-    with batches of 2, a FIFO would answer the quiet one in the 4th batch; round-robin
-    puts it in the first, beside the busy caller's first."""
+def held_batcher(tmp_path: Path, limits: Any) -> tuple[Any, Any, list[int], Any, Any]:
+    """A tiny run's Batcher whose decoding waits at `gate` (`entered` is set once the
+    worker is there); `seen` gets the number of sources of each decode call, in order."""
     from attnmt.serve.batcher import Batcher
-    from attnmt.serve.limits import Limits
     from attnmt.translate.translator import Translator
 
     translator = Translator.load(make_run(tmp_path / "run"), device="cpu")
-    seen: list[int] = []  # sources per decode call, in order
+    seen: list[int] = []
     gate, entered = threading.Event(), threading.Event()
     decode = translator.translate_ids
 
@@ -95,7 +94,18 @@ def test_the_batcher_serves_a_quiet_caller_in_the_first_batch(tmp_path: Path) ->
         return decode(ids, options, heads=heads)
 
     translator.translate_ids = held  # type: ignore[method-assign]
-    batcher = Batcher("m", translator, Limits(max_batch=2, max_wait_ms=0))
+    return translator, Batcher("m", translator, limits), seen, gate, entered
+
+
+def test_the_batcher_serves_a_quiet_caller_in_the_first_batch(tmp_path: Path) -> None:
+    """A busy caller queues 6 requests, then a quiet caller 1, while the worker is held;
+    with batches of 2, a FIFO would answer the quiet one in the 4th batch; round-robin
+    puts it in the first, beside the busy caller's first."""
+    from attnmt.serve.limits import Limits
+
+    translator, batcher, seen, gate, entered = held_batcher(
+        tmp_path, Limits(max_batch=2, max_wait_ms=0)
+    )
     ids = [translator.src_tok.encode(sentence) for sentence in SENTENCES[:2]]
     blocker = batcher.submit([ids[0]], translator.decode, caller="busy")
     assert entered.wait(timeout=30)  # the worker decodes the blocker, held at the gate
@@ -154,23 +164,11 @@ def test_a_busy_caller_has_its_share_of_a_batch_while_another_waits(tmp_path: Pa
     """A busy caller queues six 5-text requests and a quiet caller one 1-text request
     while the worker is held; with a share of 10 texts, each batch holds two of the busy
     caller's requests, and the quiet one is decoded alone before them."""
-    from attnmt.serve.batcher import Batcher
     from attnmt.serve.limits import Limits
-    from attnmt.translate.translator import Translator
 
-    translator = Translator.load(make_run(tmp_path / "run"), device="cpu")
-    seen: list[int] = []  # sources per decode call, in order
-    gate, entered = threading.Event(), threading.Event()
-    decode = translator.translate_ids
-
-    def held(ids, options=None, *, heads=False):  # type: ignore[no-untyped-def]
-        entered.set()
-        gate.wait(timeout=30)
-        seen.append(len(ids))
-        return decode(ids, options, heads=heads)
-
-    translator.translate_ids = held  # type: ignore[method-assign]
-    batcher = Batcher("m", translator, Limits(max_wait_ms=0, fair_batch=10))
+    translator, batcher, seen, gate, entered = held_batcher(
+        tmp_path, Limits(max_wait_ms=0, fair_batch=10)
+    )
     ids = [translator.src_tok.encode(sentence) for sentence in SENTENCES[:2]]
     blocker = batcher.submit([ids[0]], translator.decode, caller="busy")
     assert entered.wait(timeout=30)
